@@ -1,0 +1,244 @@
+"""The talk aggregate (stream ``chat-<id>``): its state, ``evolve_chat`` and ``decide_chat``.
+
+Checks run in one order for every command: 404 (no such talk, or another customer's),
+403 (the caller is not a participant), 400 (bad input), 409 (the state forbids it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
+from datetime import datetime
+from uuid import UUID
+
+from command_api.domain import rules
+from command_api.domain.commands import (
+    AddParticipant,
+    ChatCommand,
+    CreateChat,
+    DeleteChat,
+    RemoveParticipant,
+    UpdateChat,
+)
+from command_api.domain.errors import Conflict, Forbidden, Invalid, NotFound
+from events.catalogue import (
+    ChatCreated,
+    ChatDeleted,
+    ChatUpdated,
+    Event,
+    MessagePosted,
+    ParticipantJoined,
+    ParticipantLeft,
+)
+
+CHAT_EVENTS: tuple[type[Event], ...] = (
+    ChatCreated, ChatUpdated, ChatDeleted, ParticipantJoined, ParticipantLeft,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ChatState:
+    """A talk as folded from its stream. ``participants`` holds ``(owner_id, participant_id)``
+    pairs in join order; ``version`` is the number of chat-stream events folded."""
+
+    exists: bool = False
+    chat_id: UUID | None = None
+    customer_id: UUID | None = None
+    type: str = ""
+    name: str = ""
+    detail: str = ""
+    deleted: bool = False
+    participants: tuple[tuple[UUID, UUID], ...] = ()
+    version: int = 0
+
+    @property
+    def member_count(self) -> int:
+        return len(self.participants)
+
+    @property
+    def owner_ids(self) -> tuple[UUID, ...]:
+        return tuple(owner for owner, _ in self.participants)
+
+    def is_participant(self, owner_id: UUID) -> bool:
+        return any(owner == owner_id for owner, _ in self.participants)
+
+    def participant_id_of(self, owner_id: UUID) -> UUID | None:
+        return next((pid for owner, pid in self.participants if owner == owner_id), None)
+
+    def owner_of(self, participant_id: UUID) -> UUID | None:
+        return next((owner for owner, pid in self.participants if pid == participant_id), None)
+
+    def is_full(self) -> bool:
+        return self.type == "normal" and self.member_count >= rules.NORMAL_CHAT_MAX_PARTICIPANTS
+
+
+def evolve_chat(state: ChatState, event: Event) -> ChatState:
+    """Fold one event. Events of other aggregates are ignored; never raises."""
+    if not isinstance(event, CHAT_EVENTS):
+        return state
+    state = replace(state, version=state.version + 1)
+    match event:
+        case ChatCreated() if not state.exists:
+            return replace(
+                state, exists=True, chat_id=event.chat_id, customer_id=event.customer_id,
+                type=event.type, name=event.name, detail=event.detail,
+            )
+        case ChatUpdated():
+            return replace(
+                state,
+                name=state.name if event.name is None else event.name,
+                detail=state.detail if event.detail is None else event.detail,
+            )
+        case ChatDeleted():
+            return replace(state, deleted=True)
+        case ParticipantJoined():
+            others = tuple(p for p in state.participants if p[0] != event.owner_id)
+            return replace(state, participants=(*others, (event.owner_id, event.participant_id)))
+        case ParticipantLeft():
+            kept = tuple(p for p in state.participants if p[1] != event.participant_id)
+            return replace(state, participants=kept)
+    return state
+
+
+def fold_chat(events: Iterable[Event], state: ChatState | None = None) -> ChatState:
+    state = state or ChatState()
+    for event in events:
+        state = evolve_chat(state, event)
+    return state
+
+
+# --- decide -----------------------------------------------------------------------------------
+
+
+def decide_chat(state: ChatState, command: ChatCommand) -> list[Event]:
+    """The events ``command`` records against the talk ``state``, or a :class:`DomainError`.
+
+    Joins and leaves also return their system ``MessagePosted`` (each for its own message
+    stream ``message-<id>``), right after the ``ParticipantJoined``/``ParticipantLeft``."""
+    match command:
+        case CreateChat():
+            return _create(state, command)
+        case UpdateChat():
+            return _update(state, command)
+        case DeleteChat():
+            return _delete(state, command)
+        case AddParticipant():
+            return _add(state, command)
+        case RemoveParticipant():
+            return _remove(state, command)
+    raise TypeError(f"not a chat command: {type(command).__name__}")
+
+
+def require_chat(state: ChatState, customer_id: UUID, chat_id: UUID | None = None) -> None:
+    """404 unless the talk exists and belongs to the customer (never 403 across tenants)."""
+    if (
+        not state.exists
+        or state.customer_id != customer_id
+        or (chat_id is not None and state.chat_id != chat_id)
+    ):
+        raise NotFound("talk not found")
+
+
+def require_participant(state: ChatState, actor_id: UUID, doing: str) -> None:
+    if not state.is_participant(actor_id):
+        raise Forbidden(f"only participants of the talk may {doing}")
+
+
+def require_live(state: ChatState) -> None:
+    if state.deleted:
+        raise Conflict("the talk is deleted")
+
+
+def _joined(chat_id: UUID, owner_id: UUID, participant_id: UUID, message_id: UUID,
+            now: datetime) -> list[Event]:
+    return [
+        ParticipantJoined(chat_id=chat_id, participant_id=participant_id,
+                          owner_type="agent", owner_id=owner_id, tm_joined=now),
+        system_message(chat_id, message_id, owner_id, "joined", now),
+    ]
+
+
+def system_message(chat_id: UUID, message_id: UUID, owner_id: UUID, verb: str,
+                   now: datetime) -> MessagePosted:
+    """The ``system`` message a join or leave posts: ``"<owner_id> joined the talk"``."""
+    return MessagePosted(
+        message_id=message_id, chat_id=chat_id, parent_id=None, owner_type="system",
+        owner_id=owner_id, type="system", text=f"{owner_id} {verb} the talk", tm_create=now,
+    )
+
+
+def _create(state: ChatState, cmd: CreateChat) -> list[Event]:
+    errors = rules.chat_type_errors(cmd.type) + rules.name_errors(cmd.name)
+    errors += rules.detail_errors(cmd.detail)
+    for i, p in enumerate(cmd.participants):
+        errors += rules.owner_type_errors(p.owner_type, f"participants[{i}].owner_type")
+    if errors:
+        raise Invalid("the talk is invalid", errors)
+    if state.exists:
+        raise Conflict("the talk already exists")
+    members = [(cmd.actor_id, cmd.creator_participant_id, cmd.creator_system_message_id)]
+    seen = {cmd.actor_id}
+    for p in cmd.participants:
+        if p.owner_id not in seen:
+            seen.add(p.owner_id)
+            members.append((p.owner_id, p.participant_id, p.system_message_id))
+    if cmd.type == "normal" and len(members) > rules.NORMAL_CHAT_MAX_PARTICIPANTS:
+        raise Conflict(
+            f"a normal talk holds at most {rules.NORMAL_CHAT_MAX_PARTICIPANTS} participants"
+        )
+    events: list[Event] = [
+        ChatCreated(chat_id=cmd.chat_id, customer_id=cmd.customer_id, type=cmd.type,
+                    name=cmd.name or "", detail=cmd.detail or "", tm_create=cmd.now)
+    ]
+    for owner_id, participant_id, message_id in members:
+        events += _joined(cmd.chat_id, owner_id, participant_id, message_id, cmd.now)
+    return events
+
+
+def _update(state: ChatState, cmd: UpdateChat) -> list[Event]:
+    require_chat(state, cmd.customer_id, cmd.chat_id)
+    require_participant(state, cmd.actor_id, "update it")
+    if cmd.name is None and cmd.detail is None:
+        raise Invalid("name or detail is required",
+                      [{"field": "body", "message": "name or detail is required"}])
+    if errors := rules.name_errors(cmd.name) + rules.detail_errors(cmd.detail):
+        raise Invalid("the talk is invalid", errors)
+    require_live(state)
+    return [ChatUpdated(chat_id=cmd.chat_id, name=cmd.name, detail=cmd.detail, tm_update=cmd.now)]
+
+
+def _delete(state: ChatState, cmd: DeleteChat) -> list[Event]:
+    require_chat(state, cmd.customer_id, cmd.chat_id)
+    require_participant(state, cmd.actor_id, "delete it")
+    require_live(state)
+    return [ChatDeleted(chat_id=cmd.chat_id, tm_delete=cmd.now)]
+
+
+def _add(state: ChatState, cmd: AddParticipant) -> list[Event]:
+    require_chat(state, cmd.customer_id, cmd.chat_id)
+    require_participant(state, cmd.actor_id, "add participants")
+    if errors := rules.owner_type_errors(cmd.owner_type):
+        raise Invalid("the participant is invalid", errors)
+    require_live(state)
+    if state.is_participant(cmd.owner_id):
+        raise Conflict("the agent is already a participant of the talk")
+    if state.is_full():
+        raise Conflict(
+            f"a normal talk holds at most {rules.NORMAL_CHAT_MAX_PARTICIPANTS} participants"
+        )
+    return _joined(cmd.chat_id, cmd.owner_id, cmd.participant_id, cmd.system_message_id,
+                   cmd.now)
+
+
+def _remove(state: ChatState, cmd: RemoveParticipant) -> list[Event]:
+    require_chat(state, cmd.customer_id, cmd.chat_id)
+    require_participant(state, cmd.actor_id, "remove participants")
+    require_live(state)
+    owner_id = state.owner_of(cmd.participant_id)
+    if owner_id is None:
+        raise NotFound("participant not found in this talk")
+    return [
+        ParticipantLeft(chat_id=cmd.chat_id, participant_id=cmd.participant_id,
+                        owner_type="agent", owner_id=owner_id, tm_left=cmd.now),
+        system_message(cmd.chat_id, cmd.system_message_id, owner_id, "left", cmd.now),
+    ]

@@ -1,0 +1,225 @@
+"""Pure input rules shared by the domain and the HTTP request layer.
+
+The ``*_errors`` functions return a list of ``{"field", "message"}`` problems (empty when the
+input is fine) so callers can collect every problem at once; the ``validate_*`` functions
+raise :class:`Invalid` with those problems.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any
+from urllib.parse import urlsplit
+
+from command_api.domain.errors import FieldError, Invalid
+from events.catalogue import Media
+
+CHAT_TYPES = ("normal", "group")
+NORMAL_CHAT_MAX_PARTICIPANTS = 2
+NAME_MAX = 255
+DETAIL_MAX = 10_000
+TEXT_MAX = 10_000
+MEDIAS_MAX = 10
+MEDIA_TYPE_MAX = 255
+MEDIA_URL_MAX = 2048
+MEDIA_NAME_MAX = 255
+EMOJI_MAX = 64
+
+_MIME_RE = re.compile(r"^[\w.+-]+/[\w.+-]+$", re.ASCII)
+_SHORT_NAME_RE = re.compile(r"^[a-z0-9_+-]{1,64}$")
+
+
+def _problem(field: str, message: str) -> list[FieldError]:
+    return [{"field": field, "message": message}]
+
+
+def storable_errors(value: str, field: str) -> list[FieldError]:
+    """Strings the store cannot hold: NUL (Postgres rejects it) and lone surrogates."""
+    if "\x00" in value:
+        return _problem(field, "must not contain NUL characters")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return _problem(field, "must be valid Unicode text")
+    return []
+
+
+def string_errors(value: Any, field: str, *, max_len: int, required: bool = False) -> list[FieldError]:
+    """A plain string field: a string, at most ``max_len`` characters, storable."""
+    if value is None:
+        return _problem(field, "is required") if required else []
+    if not isinstance(value, str):
+        return _problem(field, "must be a string")
+    if required and not value.strip():
+        return _problem(field, "must not be empty")
+    if len(value) > max_len:
+        return _problem(field, f"must be at most {max_len} characters")
+    return storable_errors(value, field)
+
+
+def text_errors(text: Any, *, required: bool = True, field: str = "text") -> list[FieldError]:
+    """Message text: at most 10,000 characters; when required, not blank (whitespace only)."""
+    return string_errors(text, field, max_len=TEXT_MAX, required=required)
+
+
+def validate_text(text: Any, *, required: bool = True, field: str = "text") -> str:
+    if errors := text_errors(text, required=required, field=field):
+        raise Invalid("the message text is invalid", errors)
+    return text or ""
+
+
+def url_errors(url: Any, field: str) -> list[FieldError]:
+    """An absolute http(s) URL with a host, at most 2048 characters, no spaces or controls."""
+    if not isinstance(url, str) or not url:
+        return _problem(field, "is required")
+    if len(url) > MEDIA_URL_MAX:
+        return _problem(field, f"must be at most {MEDIA_URL_MAX} characters")
+    if any(c.isspace() or ord(c) < 0x20 or ord(c) == 0x7F for c in url):
+        return _problem(field, "must not contain spaces or control characters")
+    if errors := storable_errors(url, field):
+        return errors
+    try:
+        parts = urlsplit(url)
+        _ = parts.port  # raises ValueError on a malformed port
+    except ValueError:
+        return _problem(field, "must be a valid URL")
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        return _problem(field, "must be an http or https URL")
+    return []
+
+
+def media_errors(media: Any, field: str) -> list[FieldError]:
+    """One attachment ``{type, url, name}`` (a :class:`Media` or a mapping)."""
+    if isinstance(media, Media):
+        mtype, url, name = media.type, media.url, media.name
+    elif isinstance(media, Mapping):
+        mtype, url, name = media.get("type"), media.get("url"), media.get("name", "")
+        if extra := sorted(set(media) - {"type", "url", "name"}):
+            return _problem(field, f"unknown field(s): {', '.join(map(str, extra))}")
+    else:
+        return _problem(field, "must be an object with type, url and name")
+    errors: list[FieldError] = []
+    if not isinstance(mtype, str) or not mtype:
+        errors += _problem(f"{field}.type", "is required")
+    elif len(mtype) > MEDIA_TYPE_MAX or not _MIME_RE.match(mtype):
+        errors += _problem(f"{field}.type", "must be a MIME type such as image/png")
+    errors += url_errors(url, f"{field}.url")
+    errors += string_errors("" if name is None else name, f"{field}.name", max_len=MEDIA_NAME_MAX)
+    return errors
+
+
+def medias_errors(medias: Any, field: str = "medias") -> list[FieldError]:
+    if medias is None:
+        return []
+    if isinstance(medias, str | bytes | Mapping) or not isinstance(medias, Sequence):
+        return _problem(field, "must be a list")
+    if len(medias) > MEDIAS_MAX:
+        return _problem(field, f"must hold at most {MEDIAS_MAX} items")
+    errors: list[FieldError] = []
+    for i, media in enumerate(medias):
+        errors += media_errors(media, f"{field}[{i}]")
+    return errors
+
+
+def to_medias(medias: Sequence[Media | Mapping[str, Any]] | None) -> tuple[Media, ...]:
+    """Already-valid attachments as catalogue :class:`Media` values."""
+    out = []
+    for m in medias or ():
+        if isinstance(m, Media):
+            out.append(m)
+        else:
+            out.append(Media(type=m["type"], url=m["url"], name=m.get("name") or ""))
+    return tuple(out)
+
+
+def validate_medias(medias: Any, field: str = "medias") -> tuple[Media, ...]:
+    if errors := medias_errors(medias, field):
+        raise Invalid("the message medias are invalid", errors)
+    return to_medias(medias)
+
+
+# --- emoji ----------------------------------------------------------------------------------
+
+# Pictographic code point ranges (an approximation of Unicode's Extended_Pictographic).
+_PICTOGRAPHIC = (
+    (0x00A9, 0x00A9), (0x00AE, 0x00AE), (0x203C, 0x203C), (0x2049, 0x2049),
+    (0x2122, 0x2122), (0x2139, 0x2139), (0x2194, 0x21AA), (0x231A, 0x23FF),
+    (0x24C2, 0x24C2), (0x25AA, 0x25FE), (0x2600, 0x27BF), (0x2934, 0x2935),
+    (0x2B05, 0x2B55), (0x3030, 0x3030), (0x303D, 0x303D), (0x3297, 0x3297),
+    (0x3299, 0x3299), (0x1F000, 0x1FAFF),
+)
+_JOINERS = {0x200D, 0xFE0E, 0xFE0F, 0x20E3}  # ZWJ, variation selectors, keycap
+_TAGS = (0xE0020, 0xE007F)  # subdivision flags
+_KEYCAP_BASES = set("0123456789#*")
+
+
+def _pictographic(cp: int) -> bool:
+    return any(lo <= cp <= hi for lo, hi in _PICTOGRAPHIC)
+
+
+def _is_unicode_emoji(s: str) -> bool:
+    """A run of emoji: pictographs joined by ZWJ, variation selectors, skin tones, tags,
+    regional indicator pairs and keycaps (``1️⃣``). Letters and plain digits are refused."""
+    if s[0] == "\u200d" or s[-1] == "\u200d":
+        return False
+    seen_pictograph = False
+    for i, ch in enumerate(s):
+        cp = ord(ch)
+        if _pictographic(cp):
+            seen_pictograph = True
+        elif ch in _KEYCAP_BASES:
+            rest = s[i + 1 : i + 3]
+            if not (rest.startswith("\u20e3") or rest == "\ufe0f\u20e3"):
+                return False
+            seen_pictograph = True
+        elif cp in _JOINERS or _TAGS[0] <= cp <= _TAGS[1]:
+            continue
+        else:
+            return False
+    return seen_pictograph
+
+
+def is_valid_emoji(emoji: Any) -> bool:
+    """1..64 characters: a short name like ``thumbsup`` / ``+1`` (``[a-z0-9_+-]``) or a
+    Unicode emoji sequence like ``👍``, ``👍🏽``, ``👨‍👩‍👧``, ``🇯🇵``, ``1️⃣``."""
+    if not isinstance(emoji, str) or not 1 <= len(emoji) <= EMOJI_MAX:
+        return False
+    return bool(_SHORT_NAME_RE.match(emoji)) or _is_unicode_emoji(emoji)
+
+
+def emoji_errors(emoji: Any, field: str = "emoji") -> list[FieldError]:
+    if emoji is None or emoji == "":
+        return _problem(field, "is required")
+    if not is_valid_emoji(emoji):
+        return _problem(field, "must be an emoji or a short name like thumbsup (at most 64 characters)")
+    return []
+
+
+def validate_emoji(emoji: Any, field: str = "emoji") -> str:
+    if errors := emoji_errors(emoji, field):
+        raise Invalid("the emoji is invalid", errors)
+    return emoji
+
+
+# --- talks ----------------------------------------------------------------------------------
+
+
+def chat_type_errors(chat_type: Any, field: str = "type") -> list[FieldError]:
+    if chat_type not in CHAT_TYPES:
+        return _problem(field, "must be normal or group")
+    return []
+
+
+def name_errors(name: Any, field: str = "name") -> list[FieldError]:
+    return string_errors(name, field, max_len=NAME_MAX)
+
+
+def detail_errors(detail: Any, field: str = "detail") -> list[FieldError]:
+    return string_errors(detail, field, max_len=DETAIL_MAX)
+
+
+def owner_type_errors(owner_type: Any, field: str = "owner_type") -> list[FieldError]:
+    if owner_type != "agent":
+        return _problem(field, "must be agent")
+    return []

@@ -1,0 +1,128 @@
+"""The Postgres adapter of the event store.
+
+``append`` is one call of ``talk_append_events`` (one statement in autocommit mode: one
+round trip, one transaction). ``read_all`` follows the global order ``(tx_id, position)``
+and stops below the oldest transaction still running, so it never passes an event that a
+concurrent transaction will commit before it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import psycopg
+from psycopg.types.json import Jsonb
+
+from events.envelope import Checkpoint, Metadata, StoredEvent
+from events.errors import ConcurrencyConflict
+from events.store import AppendResult, EventStore, StreamAppend, flatten
+from services.db import Database
+
+CONFLICT_SQLSTATE = "TK001"
+
+_APPEND = (
+    "SELECT event_position, event_tx_id::text::bigint AS tx_id FROM talk_append_events("
+    "%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+)
+
+_COLUMNS = (
+    "position, tx_id::text::bigint AS tx_id, event_id, stream_id, version, type,"
+    " schema_version, data, metadata, recorded_at"
+)
+
+_READ_ALL = (
+    f"SELECT {_COLUMNS} FROM events"
+    " WHERE (tx_id, position) > (%s::text::xid8, %s)"
+    "   AND tx_id < pg_snapshot_xmin(pg_current_snapshot())"
+    " ORDER BY tx_id, position LIMIT %s"
+)
+
+_READ_STREAM = (
+    f"SELECT {_COLUMNS} FROM events WHERE stream_id = %s AND version > %s ORDER BY version"
+)
+
+
+def row_to_event(row: dict) -> StoredEvent:
+    return StoredEvent(
+        position=row["position"],
+        tx_id=row["tx_id"],
+        event_id=row["event_id"],
+        stream_id=row["stream_id"],
+        version=row["version"],
+        type=row["type"],
+        schema_version=row["schema_version"],
+        data=row["data"],
+        metadata=row["metadata"],
+        recorded_at=row["recorded_at"],
+    )
+
+
+def append_params(appends: Sequence[StreamAppend], metadata: Metadata) -> tuple:
+    ordered = flatten(appends)
+    event_ids, ev_streams, ev_versions, types, schema_versions, data = [], [], [], [], [], []
+    for a in ordered:
+        for i, ev in enumerate(a.events, start=1):
+            event_ids.append(ev.event_id)
+            ev_streams.append(a.stream_id)
+            ev_versions.append(a.expected_version + i)
+            types.append(ev.type)
+            schema_versions.append(ev.schema_version)
+            data.append(Jsonb(ev.data_json()))
+    return (
+        [a.stream_id for a in ordered],
+        [a.expected_version for a in ordered],
+        [len(a.events) for a in ordered],
+        event_ids,
+        ev_streams,
+        ev_versions,
+        types,
+        schema_versions,
+        data,
+        Jsonb(metadata.to_json()),
+    )
+
+
+async def append_on(conn: psycopg.AsyncConnection, appends: Sequence[StreamAppend],
+                    metadata: Metadata) -> AppendResult:
+    """Append on a given connection (inside the caller's transaction if it has one)."""
+    try:
+        cur = await conn.execute(_APPEND, append_params(appends, metadata))
+    except psycopg.Error as exc:
+        if exc.sqlstate == CONFLICT_SQLSTATE:
+            stream = exc.diag.message_detail or "?"
+            expected = next((a.expected_version for a in appends if a.stream_id == stream), -1)
+            raise ConcurrencyConflict(stream, expected) from None
+        raise
+    rows = await cur.fetchall()
+    if not rows:
+        return AppendResult(positions=(), tx_id=0)
+    return AppendResult(positions=tuple(r["event_position"] for r in rows), tx_id=rows[0]["tx_id"])
+
+
+class PostgresEventStore(EventStore):
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def append(self, appends: Sequence[StreamAppend], metadata: Metadata) -> AppendResult:
+        async with self.db.statement("append_events") as conn:
+            return await append_on(conn, appends, metadata)
+
+    async def read_stream(self, stream_id: str, after_version: int = 0) -> list[StoredEvent]:
+        async with self.db.statement("read_stream") as conn:
+            cur = await conn.execute(_READ_STREAM, (stream_id, after_version))
+            return [row_to_event(r) for r in await cur.fetchall()]
+
+    async def read_all(self, after: Checkpoint, limit: int) -> list[StoredEvent]:
+        async with self.db.statement("read_all_events") as conn:
+            return await read_all_on(conn, after, limit)
+
+    async def stream_version(self, stream_id: str) -> int:
+        async with self.db.statement("stream_version") as conn:
+            cur = await conn.execute("SELECT version FROM streams WHERE stream_id = %s", (stream_id,))
+            row = await cur.fetchone()
+            return row["version"] if row else 0
+
+
+async def read_all_on(conn: psycopg.AsyncConnection, after: Checkpoint, limit: int) -> list[StoredEvent]:
+    cur = await conn.execute(_READ_ALL, (str(after.tx_id), after.position, limit))
+    return [row_to_event(r) for r in await cur.fetchall()]

@@ -1,0 +1,132 @@
+"""Read-model writes: how each event changes the read tables (``rm_*``).
+
+Each function takes the connection of the projector's batch transaction; the projector
+runs them in pipeline mode, so none of them may read a result back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from uuid import UUID
+
+import psycopg
+from psycopg.types.json import Jsonb
+
+from events import catalogue as ev
+from events.envelope import StoredEvent
+from services.timefmt import format_ts
+
+Apply = Callable[[psycopg.AsyncConnection, StoredEvent, ev.Event], Awaitable[None]]
+
+
+async def chat_created(conn, stored: StoredEvent, e: ev.ChatCreated) -> None:
+    await conn.execute(
+        "INSERT INTO rm_chats (id, customer_id, type, name, detail, member_count, tm_create)"
+        " VALUES (%s, %s, %s, %s, %s, 0, %s)",
+        (e.chat_id, e.customer_id, e.type, e.name, e.detail, e.tm_create),
+    )
+
+
+async def chat_updated(conn, stored: StoredEvent, e: ev.ChatUpdated) -> None:
+    await conn.execute(
+        "UPDATE rm_chats SET name = coalesce(%s, name), detail = coalesce(%s, detail),"
+        " tm_update = %s WHERE id = %s",
+        (e.name, e.detail, e.tm_update, e.chat_id),
+    )
+
+
+async def chat_deleted(conn, stored: StoredEvent, e: ev.ChatDeleted) -> None:
+    await conn.execute(
+        "UPDATE rm_chats SET tm_delete = %s, tm_update = %s WHERE id = %s",
+        (e.tm_delete, e.tm_delete, e.chat_id),
+    )
+
+
+async def participant_joined(conn, stored: StoredEvent, e: ev.ParticipantJoined) -> None:
+    await conn.execute(
+        "INSERT INTO rm_participants (id, customer_id, chat_id, owner_type, owner_id, tm_joined)"
+        " VALUES (%s, %s, %s, %s, %s, %s)",
+        (e.participant_id, stored.customer_id, e.chat_id, e.owner_type, e.owner_id, e.tm_joined),
+    )
+    await conn.execute(
+        "UPDATE rm_chats SET member_count = member_count + 1 WHERE id = %s", (e.chat_id,)
+    )
+
+
+async def participant_left(conn, stored: StoredEvent, e: ev.ParticipantLeft) -> None:
+    await conn.execute("DELETE FROM rm_participants WHERE id = %s", (e.participant_id,))
+    await conn.execute(
+        "UPDATE rm_chats SET member_count = member_count - 1 WHERE id = %s", (e.chat_id,)
+    )
+
+
+async def message_posted(conn, stored: StoredEvent, e: ev.MessagePosted) -> None:
+    await conn.execute(
+        "INSERT INTO rm_messages (id, customer_id, chat_id, parent_id, owner_type, owner_id,"
+        " type, text, medias, tm_create) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+        (e.message_id, stored.customer_id, e.chat_id, e.parent_id, e.owner_type, e.owner_id,
+         e.type, e.text, Jsonb([m.model_dump(mode="json") for m in e.medias]), e.tm_create),
+    )
+
+
+async def message_edited(conn, stored: StoredEvent, e: ev.MessageEdited) -> None:
+    await conn.execute(
+        "UPDATE rm_messages SET text = %s, tm_update = %s WHERE id = %s",
+        (e.text, e.tm_update, e.message_id),
+    )
+
+
+async def message_deleted(conn, stored: StoredEvent, e: ev.MessageDeleted) -> None:
+    await conn.execute(
+        "UPDATE rm_messages SET text = '', medias = '[]', tm_delete = %s, tm_update = %s"
+        " WHERE id = %s",
+        (e.tm_delete, e.tm_delete, e.message_id),
+    )
+
+
+def reaction_json(e: ev.ReactionAdded) -> dict:
+    return {"emoji": e.emoji, "owner_type": e.owner_type, "owner_id": str(e.owner_id),
+            "tm_create": format_ts(e.tm_create)}
+
+
+async def reaction_added(conn, stored: StoredEvent, e: ev.ReactionAdded) -> None:
+    await conn.execute(
+        "UPDATE rm_messages SET reactions = reactions || jsonb_build_array(%s::jsonb)"
+        " WHERE id = %s",
+        (Jsonb(reaction_json(e)), e.message_id),
+    )
+
+
+async def reaction_removed(conn, stored: StoredEvent, e: ev.ReactionRemoved) -> None:
+    await conn.execute(
+        "UPDATE rm_messages SET reactions = coalesce((SELECT jsonb_agg(r ORDER BY n)"
+        "   FROM jsonb_array_elements(reactions) WITH ORDINALITY AS x(r, n)"
+        "  WHERE NOT (r->>'emoji' = %s AND r->>'owner_id' = %s)), '[]'::jsonb)"
+        " WHERE id = %s",
+        (e.emoji, str(e.owner_id), e.message_id),
+    )
+
+
+APPLIERS: dict[str, Apply] = {
+    "ChatCreated": chat_created,
+    "ChatUpdated": chat_updated,
+    "ChatDeleted": chat_deleted,
+    "ParticipantJoined": participant_joined,
+    "ParticipantLeft": participant_left,
+    "MessagePosted": message_posted,
+    "MessageEdited": message_edited,
+    "MessageDeleted": message_deleted,
+    "ReactionAdded": reaction_added,
+    "ReactionRemoved": reaction_removed,
+}
+
+
+async def apply_event(conn: psycopg.AsyncConnection, stored: StoredEvent) -> ev.Event:
+    """Apply one stored event to the read tables; returns the decoded event."""
+    event = stored.decode()
+    await APPLIERS[stored.type](conn, stored, event)
+    return event
+
+
+def chat_id_of(event: ev.Event) -> UUID:
+    return event.chat_id  # every catalogue event names its talk

@@ -1,0 +1,156 @@
+"""The projector: one active instance follows the event store and applies events to the read
+tables in batches, each batch in one transaction with its checkpoint.
+
+Leadership is a session-level advisory lock held by the worker connection: a standby
+instance retries the lock and takes over as soon as the active one's connection is gone.
+Any database error drops the connection (and with it the lock and the open batch) and
+starts over from the stored checkpoint, so an effect is never applied twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
+
+import psycopg
+import structlog
+from prometheus_client import Counter, Gauge
+from psycopg.rows import dict_row
+
+from events.envelope import Checkpoint, StoredEvent
+from events.postgres_store import read_all_on
+from projector.checkpoints import load_checkpoint, save_checkpoint
+from projector.read_model import apply_event
+from projector.wakeup import Wakeup
+from services.settings import Settings
+
+log = structlog.get_logger("talk.projector")
+
+PROJECTOR_LOCK = 0x74616C6B_70726F6A  # "talkproj"
+
+EVENTS_PROJECTED = Counter("talk_events_projected_total", "Events applied to the read tables.")
+PROJECTOR_ACTIVE = Gauge("talk_projector_active", "1 while this instance holds the projector lock.")
+PROJECTION_LAG_EVENTS = Gauge("talk_projection_lag_events", "Events stored but not yet projected.")
+PROJECTION_LAG_SECONDS = Gauge(
+    "talk_projection_lag_seconds", "Age of the oldest event not yet projected (0 when caught up)."
+)
+
+BatchHook = Callable[[psycopg.AsyncConnection, Sequence[StoredEvent]], Awaitable[None]]
+
+
+class Projector:
+    """Runs until ``stop`` is set. ``after_batch`` (optional) runs inside each batch's
+    transaction after the read-table writes: the place for an outbox."""
+
+    def __init__(self, settings: Settings, *, name: str = "read_model",
+                 lock_key: int = PROJECTOR_LOCK, after_batch: BatchHook | None = None) -> None:
+        self.settings = settings
+        self.url = settings.require_database_url()
+        self.name = name
+        self.lock_key = lock_key
+        self.after_batch = after_batch
+        self.active = asyncio.Event()
+        self.checkpoint = Checkpoint()
+        self.applied = asyncio.Event()  # set after each committed batch
+        self.reads = 0  # how many times the store was read (tests await progress on it)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        backoff = 0.2
+        async with Wakeup(self.url) as wakeup:
+            while not stop.is_set():
+                try:
+                    await self._run_connected(stop, wakeup)
+                    backoff = 0.2
+                except asyncio.CancelledError:
+                    raise
+                except (psycopg.Error, OSError) as exc:
+                    log.warning("projector.connection_lost", error=str(exc), retry_in=backoff)
+                    await _sleep_or_stop(stop, backoff)
+                    backoff = min(backoff * 2, 5.0)
+                finally:
+                    self._set_active(False)
+
+    def _set_active(self, active: bool) -> None:
+        PROJECTOR_ACTIVE.set(1 if active else 0)
+        if active:
+            self.active.set()
+        else:
+            self.active.clear()
+
+    async def _run_connected(self, stop: asyncio.Event, wakeup: Wakeup) -> None:
+        async with await psycopg.AsyncConnection.connect(
+            self.url, autocommit=True, row_factory=dict_row, application_name=f"talk-projector-{self.name}",
+            connect_timeout=self.settings.db_connect_timeout,
+        ) as conn:
+            if not await self._acquire_lock(conn, stop):
+                return
+            self._set_active(True)
+            log.info("projector.active", name=self.name)
+            self.checkpoint = await load_checkpoint(conn, self.name)
+            batch_size = self.settings.projector_batch_size
+            while not stop.is_set():
+                n = await self.project_batch(conn, batch_size)
+                if n < batch_size:
+                    await self._update_lag(conn)
+                    await _wait_either(stop, wakeup, self.settings.projector_poll_interval)
+
+    async def _acquire_lock(self, conn: psycopg.AsyncConnection, stop: asyncio.Event) -> bool:
+        waiting_logged = False
+        while not stop.is_set():
+            cur = await conn.execute("SELECT pg_try_advisory_lock(%s) AS ok", (self.lock_key,))
+            if (await cur.fetchone())["ok"]:
+                return True
+            if not waiting_logged:
+                log.info("projector.standby", name=self.name)
+                waiting_logged = True
+            await _sleep_or_stop(stop, min(0.5, self.settings.projector_poll_interval))
+        return False
+
+    async def project_batch(self, conn: psycopg.AsyncConnection, limit: int) -> int:
+        """Read and apply one batch in one transaction; returns how many events it held."""
+        events = await read_all_on(conn, self.checkpoint, limit)
+        self.reads += 1
+        if not events:
+            return 0
+        last = events[-1].checkpoint
+        async with conn.transaction():
+            async with conn.pipeline():
+                for stored in events:
+                    await apply_event(conn, stored)
+                if self.after_batch is not None:
+                    await self.after_batch(conn, events)
+                await save_checkpoint(conn, self.name, last)
+                await conn.execute("SELECT pg_notify('talk_projected', %s)", (str(last),))
+        self.checkpoint = last
+        EVENTS_PROJECTED.inc(len(events))
+        self.applied.set()
+        self.applied.clear()
+        return len(events)
+
+    async def _update_lag(self, conn: psycopg.AsyncConnection) -> None:
+        cur = await conn.execute(
+            "SELECT count(*) AS n, extract(epoch FROM now() - min(recorded_at)) AS age FROM ("
+            " SELECT recorded_at FROM events WHERE (tx_id, position) > (%s::text::xid8, %s)"
+            " LIMIT 100000) pending",
+            (str(self.checkpoint.tx_id), self.checkpoint.position),
+        )
+        row = await cur.fetchone()
+        PROJECTION_LAG_EVENTS.set(row["n"])
+        PROJECTION_LAG_SECONDS.set(float(row["age"] or 0.0))
+
+
+async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:
+    try:
+        await asyncio.wait_for(stop.wait(), seconds)
+    except TimeoutError:
+        pass
+
+
+async def _wait_either(stop: asyncio.Event, wakeup: Wakeup, timeout: float) -> None:
+    waiter = asyncio.create_task(wakeup.wait(timeout))
+    stopper = asyncio.create_task(stop.wait())
+    try:
+        await asyncio.wait({waiter, stopper}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for t in (waiter, stopper):
+            t.cancel()

@@ -1,0 +1,31 @@
+"""Who may read what: another customer's talk is 404 (existence does not leak), a
+non-participant of the same customer gets 403."""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+from query_api.read_store import ReadStore, Row
+from services.auth import Caller
+from services.http.problems import Problem
+
+
+def parse_uuid(value: str, field: str) -> UUID:
+    try:
+        return UUID(value)
+    except (ValueError, TypeError):
+        raise Problem(400, f"{field} must be a UUID",
+                      errors=[{"field": field, "message": "must be a UUID"}]) from None
+
+
+def talk_not_found() -> Problem:
+    return Problem(404, "no such talk")
+
+
+async def readable_chat(store: ReadStore, caller: Caller, chat_id: UUID) -> Row:
+    chat = await store.chat(caller.customer_id, chat_id)
+    if chat is None:
+        raise talk_not_found()
+    if not await store.is_participant(chat_id, caller.agent_id):
+        raise Problem(403, "only participants of this talk may read it")
+    return chat

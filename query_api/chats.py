@@ -1,0 +1,39 @@
+"""GET handlers for talks and their participants."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from query_api.access import parse_uuid, readable_chat
+from query_api.context import READ_STORE
+from query_api.pagination import PageQuery, page_envelope
+from query_api.resources import chat_resource, participant_resource
+from services.http.bodies import parse_query
+from services.http.middlewares import caller_of
+from services.http.responses import json_ok
+
+
+async def get_chat(request: web.Request) -> web.Response:
+    store = request.app[READ_STORE]
+    chat_id = parse_uuid(request.match_info["chat_id"], "chat_id")
+    chat = await readable_chat(store, caller_of(request), chat_id)
+    return json_ok(chat_resource(chat))
+
+
+async def list_chats(request: web.Request) -> web.Response:
+    store = request.app[READ_STORE]
+    caller = caller_of(request)
+    page = parse_query(request, PageQuery)
+    rows = await store.chats_of_agent(caller.customer_id, caller.agent_id, page.cursor,
+                                      page.page_size + 1)
+    items = [chat_resource(r) for r in rows]
+    return json_ok(page_envelope(items, rows, page.page_size))
+
+
+async def list_participants(request: web.Request) -> web.Response:
+    store = request.app[READ_STORE]
+    chat_id = parse_uuid(request.match_info["chat_id"], "chat_id")
+    await readable_chat(store, caller_of(request), chat_id)
+    rows = await store.participants(chat_id)
+    return json_ok({"result": [participant_resource(r) for r in rows],
+                              "next_page_token": ""})

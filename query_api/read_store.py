@@ -1,0 +1,91 @@
+"""The read store: every SQL the query API runs, each in a named statement."""
+
+from __future__ import annotations
+
+from typing import Any
+from uuid import UUID
+
+from query_api.pagination import Cursor
+from services.db import Database
+
+Row = dict[str, Any]
+
+_CHAT = "SELECT * FROM rm_chats WHERE id = %s AND customer_id = %s"
+_IS_PARTICIPANT = "SELECT 1 FROM rm_participants WHERE chat_id = %s AND owner_id = %s"
+
+
+class ReadStore:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def chat(self, customer_id: UUID, chat_id: UUID) -> Row | None:
+        async with self.db.statement("get_chat") as conn:
+            cur = await conn.execute(_CHAT, (chat_id, customer_id))
+            return await cur.fetchone()
+
+    async def is_participant(self, chat_id: UUID, agent_id: UUID) -> bool:
+        async with self.db.statement("is_participant") as conn:
+            cur = await conn.execute(_IS_PARTICIPANT, (chat_id, agent_id))
+            return await cur.fetchone() is not None
+
+    async def chats_of_agent(self, customer_id: UUID, agent_id: UUID, cursor: Cursor | None,
+                             limit: int) -> list[Row]:
+        sql = (
+            "SELECT c.* FROM rm_participants p JOIN rm_chats c ON c.id = p.chat_id"
+            " WHERE p.owner_id = %s AND p.customer_id = %s AND c.tm_delete IS NULL"
+        )
+        params: list[Any] = [agent_id, customer_id]
+        if cursor:
+            sql += " AND (c.tm_create, c.id) < (%s, %s)"
+            params += [cursor.tm_create, cursor.id]
+        sql += " ORDER BY c.tm_create DESC, c.id DESC LIMIT %s"
+        params.append(limit)
+        async with self.db.statement("list_chats") as conn:
+            cur = await conn.execute(sql, params)
+            return await cur.fetchall()
+
+    async def participants(self, chat_id: UUID) -> list[Row]:
+        async with self.db.statement("list_participants") as conn:
+            cur = await conn.execute(
+                "SELECT * FROM rm_participants WHERE chat_id = %s ORDER BY tm_joined DESC, id DESC",
+                (chat_id,),
+            )
+            return await cur.fetchall()
+
+    async def message(self, customer_id: UUID, message_id: UUID) -> Row | None:
+        async with self.db.statement("get_message") as conn:
+            cur = await conn.execute(
+                "SELECT * FROM rm_messages WHERE id = %s AND customer_id = %s",
+                (message_id, customer_id),
+            )
+            return await cur.fetchone()
+
+    async def messages(self, chat_id: UUID, parent_id: UUID | None, cursor: Cursor | None,
+                       limit: int) -> list[Row]:
+        if parent_id is None:
+            sql, params = "SELECT * FROM rm_messages WHERE chat_id = %s", [chat_id]
+        else:
+            sql, params = (
+                "SELECT * FROM rm_messages WHERE parent_id = %s AND chat_id = %s",
+                [parent_id, chat_id],
+            )
+        if cursor:
+            sql += " AND (tm_create, id) < (%s, %s)"
+            params += [cursor.tm_create, cursor.id]
+        sql += " ORDER BY tm_create DESC, id DESC LIMIT %s"
+        params.append(limit)
+        async with self.db.statement("list_messages") as conn:
+            cur = await conn.execute(sql, params)
+            return await cur.fetchall()
+
+    async def projection_reached(self, position: int) -> bool:
+        """Whether the read tables include the event at ``position``."""
+        async with self.db.statement("projection_reached") as conn:
+            cur = await conn.execute(
+                "SELECT (c.last_tx, c.last_pos) >= (e.tx_id, e.position) AS reached"
+                " FROM projector_checkpoints c, events e"
+                " WHERE c.name = 'read_model' AND e.position = %s",
+                (position,),
+            )
+            row = await cur.fetchone()
+            return bool(row and row["reached"])

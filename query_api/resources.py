@@ -1,0 +1,118 @@
+"""Read-table rows as the API's resources (exact field names of DESIGN)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from services.timefmt import format_ts
+
+
+def chat_resource(row: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "id": str(row["id"]),
+        "customer_id": str(row["customer_id"]),
+        "type": row["type"],
+        "name": row["name"],
+        "detail": row["detail"],
+        "member_count": row["member_count"],
+        "tm_create": format_ts(row["tm_create"]),
+        "tm_update": format_ts(row["tm_update"]),
+        "tm_delete": format_ts(row["tm_delete"]),
+    }
+
+
+def participant_resource(row: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "id": str(row["id"]),
+        "customer_id": str(row["customer_id"]),
+        "owner_type": row["owner_type"],
+        "owner_id": str(row["owner_id"]),
+        "chat_id": str(row["chat_id"]),
+        "tm_joined": format_ts(row["tm_joined"]),
+    }
+
+
+def message_resource(row: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "id": str(row["id"]),
+        "customer_id": str(row["customer_id"]),
+        "owner_type": row["owner_type"],
+        "owner_id": str(row["owner_id"]),
+        "chat_id": str(row["chat_id"]),
+        "parent_id": str(row["parent_id"]) if row["parent_id"] else "",
+        "type": row["type"],
+        "text": row["text"],
+        "medias": row["medias"],
+        "metadata": {"reactions": row["reactions"]},
+        "tm_create": format_ts(row["tm_create"]),
+        "tm_update": format_ts(row["tm_update"]),
+        "tm_delete": format_ts(row["tm_delete"]),
+    }
+
+
+# --- Pure folds: the read rows an event leads to -------------------------------------------
+#
+# The same rows the projector writes with SQL, computed in memory. The command API uses them
+# to answer a command with the resource as it stands after it, the publisher to attach that
+# resource to each published event; a test holds them equal to the projector's tables.
+
+
+def evolve_chat_row(row: dict[str, Any] | None, event: Any, customer_id: Any) -> dict[str, Any] | None:
+    from events import catalogue as ev
+
+    if isinstance(event, ev.ChatCreated):
+        return {"id": event.chat_id, "customer_id": event.customer_id, "type": event.type,
+                "name": event.name, "detail": event.detail, "member_count": 0,
+                "tm_create": event.tm_create, "tm_update": None, "tm_delete": None}
+    if row is None:
+        return None
+    row = dict(row)
+    if isinstance(event, ev.ChatUpdated):
+        if event.name is not None:
+            row["name"] = event.name
+        if event.detail is not None:
+            row["detail"] = event.detail
+        row["tm_update"] = event.tm_update
+    elif isinstance(event, ev.ChatDeleted):
+        row["tm_delete"] = event.tm_delete
+        row["tm_update"] = event.tm_delete
+    elif isinstance(event, ev.ParticipantJoined):
+        row["member_count"] += 1
+    elif isinstance(event, ev.ParticipantLeft):
+        row["member_count"] -= 1
+    return row
+
+
+def participant_row(event: Any, customer_id: Any) -> dict[str, Any]:
+    """The participant row a ParticipantJoined creates (or a ParticipantLeft removes)."""
+    return {"id": event.participant_id, "customer_id": customer_id, "chat_id": event.chat_id,
+            "owner_type": event.owner_type, "owner_id": event.owner_id,
+            "tm_joined": getattr(event, "tm_joined", None)}
+
+
+def evolve_message_row(row: dict[str, Any] | None, event: Any, customer_id: Any) -> dict[str, Any] | None:
+    from events import catalogue as ev
+    from services.timefmt import format_ts
+
+    if isinstance(event, ev.MessagePosted):
+        return {"id": event.message_id, "customer_id": customer_id, "chat_id": event.chat_id,
+                "parent_id": event.parent_id, "owner_type": event.owner_type,
+                "owner_id": event.owner_id, "type": event.type, "text": event.text,
+                "medias": [m.model_dump(mode="json") for m in event.medias], "reactions": [],
+                "tm_create": event.tm_create, "tm_update": None, "tm_delete": None}
+    if row is None:
+        return None
+    row = dict(row)
+    if isinstance(event, ev.MessageEdited):
+        row["text"] = event.text
+        row["tm_update"] = event.tm_update
+    elif isinstance(event, ev.MessageDeleted):
+        row.update(text="", medias=[], tm_delete=event.tm_delete, tm_update=event.tm_delete)
+    elif isinstance(event, ev.ReactionAdded):
+        row["reactions"] = [*row["reactions"], {
+            "emoji": event.emoji, "owner_type": event.owner_type, "owner_id": str(event.owner_id),
+            "tm_create": format_ts(event.tm_create)}]
+    elif isinstance(event, ev.ReactionRemoved):
+        row["reactions"] = [r for r in row["reactions"]
+                            if not (r["emoji"] == event.emoji and r["owner_id"] == str(event.owner_id))]
+    return row

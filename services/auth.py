@@ -1,0 +1,84 @@
+"""JWT authentication: HS256 only, claims ``customer_id``, ``agent_id``, ``exp``."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from uuid import UUID
+
+import jwt
+
+ALGORITHM = "HS256"
+
+
+class AuthError(Exception):
+    """The token is missing or cannot be trusted; ``detail`` says why (no secrets)."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """The authenticated agent."""
+
+    customer_id: UUID
+    agent_id: UUID
+    roles: frozenset[str] = field(default_factory=frozenset)
+
+    @property
+    def is_auditor(self) -> bool:
+        return "audit" in self.roles
+
+
+def mint_token(secret: str, customer_id: UUID, agent_id: UUID, ttl: int = 3600,
+               roles: list[str] | None = None) -> str:
+    now = int(time.time())
+    claims: dict[str, object] = {
+        "customer_id": str(customer_id),
+        "agent_id": str(agent_id),
+        "iat": now,
+        "exp": now + ttl,
+    }
+    if roles:
+        claims["roles"] = list(roles)
+    return jwt.encode(claims, secret, algorithm=ALGORITHM)
+
+
+def verify_token(secret: str, token: str) -> Caller:
+    try:
+        claims = jwt.decode(
+            token, secret, algorithms=[ALGORITHM],
+            options={"require": ["exp", "customer_id", "agent_id"]},
+        )
+    except jwt.ExpiredSignatureError:
+        raise AuthError("the token has expired") from None
+    except jwt.InvalidAlgorithmError:
+        raise AuthError("the token is not signed with HS256") from None
+    except jwt.InvalidSignatureError:
+        raise AuthError("the token's signature does not verify") from None
+    except jwt.MissingRequiredClaimError as exc:
+        raise AuthError(f"the token lacks the claim {exc.claim!r}") from None
+    except jwt.PyJWTError:
+        raise AuthError("the token is malformed") from None
+    try:
+        customer_id = UUID(str(claims["customer_id"]))
+        agent_id = UUID(str(claims["agent_id"]))
+    except ValueError:
+        raise AuthError("customer_id and agent_id must be UUIDs") from None
+    roles = claims.get("roles") or []
+    if not isinstance(roles, list) or not all(isinstance(r, str) for r in roles):
+        raise AuthError("roles must be a list of strings")
+    return Caller(customer_id=customer_id, agent_id=agent_id, roles=frozenset(roles))
+
+
+def token_from_request(query_token: str | None, authorization: str | None) -> str:
+    if authorization:
+        scheme, _, value = authorization.partition(" ")
+        if scheme.lower() != "bearer" or not value.strip():
+            raise AuthError("the Authorization header must be 'Bearer <token>'")
+        return value.strip()
+    if query_token:
+        return query_token
+    raise AuthError("a token is required (Authorization: Bearer <token> or ?token=)")

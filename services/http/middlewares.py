@@ -1,0 +1,125 @@
+"""Middlewares shared by every HTTP service: request id + logging, problem answers,
+metrics, and JWT authentication."""
+
+from __future__ import annotations
+
+import re
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+
+import structlog
+from aiohttp import web
+from prometheus_client import Histogram
+
+from services.auth import AuthError, Caller, token_from_request, verify_token
+from services.http.problems import Problem, problem_response
+
+log = structlog.get_logger("talk.http")
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+REQUEST_ID_HEADER = "X-Request-ID"
+_SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+
+HTTP_SECONDS = Histogram(
+    "talk_http_request_seconds",
+    "HTTP request latency by service, route, method and status.",
+    ["service", "route", "method", "status"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+)
+
+CALLER = web.RequestKey("caller", Caller)
+REQUEST_ID = web.RequestKey("request_id", str)
+
+PUBLIC_PATHS = frozenset({"/livez", "/readyz", "/metrics", "/v1.0/openapi.json"})
+
+
+def route_name(request: web.Request) -> str:
+    info = request.match_info
+    route = getattr(info, "route", None)
+    resource = getattr(route, "resource", None)
+    if resource is not None and resource.canonical:
+        return resource.canonical
+    return "unmatched"
+
+
+def make_request_middleware(service: str) -> Callable:
+    """Binds a request id, logs one line per request, observes latency, and turns every
+    failure into an ``application/problem+json`` answer."""
+
+    @web.middleware
+    async def request_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        incoming = request.headers.get(REQUEST_ID_HEADER, "")
+        request_id = incoming if _SAFE_REQUEST_ID.match(incoming) else uuid.uuid4().hex
+        request[REQUEST_ID] = request_id
+        structlog.contextvars.clear_contextvars()
+        structlog.contextvars.bind_contextvars(request_id=request_id, service=service)
+        start = time.perf_counter()
+        try:
+            response = await handler(request)
+        except Problem as problem:
+            response = problem_response(problem, request_id)
+        except web.HTTPException as exc:
+            response = _from_http_exception(exc, request_id)
+        except Exception:
+            log.exception("request.failed", method=request.method, path=request.path)
+            response = problem_response(Problem(500, "an internal error occurred"), request_id)
+        if not response.prepared:
+            response.headers[REQUEST_ID_HEADER] = request_id
+        elapsed = time.perf_counter() - start
+        route = route_name(request)
+        HTTP_SECONDS.labels(service, route, request.method, str(response.status)).observe(elapsed)
+        if request.path not in ("/livez", "/metrics"):
+            log.info("request", method=request.method, route=route, path=request.path,
+                     status=response.status, ms=round(elapsed * 1000, 2))
+        return response
+
+    return request_middleware
+
+
+def _from_http_exception(exc: web.HTTPException, request_id: str) -> web.StreamResponse:
+    if exc.status < 400:
+        return exc  # redirects and the like pass through
+    headers: dict[str, str] = {}
+    if isinstance(exc, web.HTTPMethodNotAllowed):
+        headers["Allow"] = ", ".join(sorted(exc.allowed_methods))
+        detail = f"{exc.method} is not allowed here; allowed: {headers['Allow']}"
+    elif isinstance(exc, web.HTTPNotFound):
+        detail = "no such resource or route"
+    elif isinstance(exc, web.HTTPRequestEntityTooLarge):
+        detail = "the request body is larger than 1 MiB"
+    else:
+        detail = exc.text or exc.reason
+    if exc.headers.get("Retry-After"):
+        headers["Retry-After"] = exc.headers["Retry-After"]
+    return problem_response(Problem(exc.status, detail, headers=headers), request_id)
+
+
+def make_auth_middleware(secret: str) -> Callable:
+    """Authenticates every request under ``/v1.0/`` (but the OpenAPI document)."""
+
+    @web.middleware
+    async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if request.path in PUBLIC_PATHS or not request.path.startswith("/v1.0/"):
+            return await handler(request)
+        try:
+            token = token_from_request(request.query.get("token"),
+                                       request.headers.get("Authorization"))
+            caller = verify_token(secret, token)
+        except AuthError as exc:
+            raise Problem(401, exc.detail, headers={"WWW-Authenticate": 'Bearer realm="talk"'}) from None
+        request[CALLER] = caller
+        structlog.contextvars.bind_contextvars(customer_id=str(caller.customer_id),
+                                               agent_id=str(caller.agent_id))
+        return await handler(request)
+
+    return auth_middleware
+
+
+def request_id_of(request: web.Request) -> str:
+    return request.get(REQUEST_ID, "")
+
+
+def caller_of(request: web.Request) -> Caller:
+    return request[CALLER]

@@ -1,0 +1,63 @@
+"""Fixtures running the real parts in-process against the session's database."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+
+from events.postgres_store import PostgresEventStore
+from projector.runner import Projector
+
+
+@pytest.fixture()
+async def store(db) -> PostgresEventStore:
+    return PostgresEventStore(db)
+
+
+class RunningProjector:
+    def __init__(self, projector: Projector) -> None:
+        self.projector = projector
+        self.stop = asyncio.Event()
+        self.task = asyncio.create_task(projector.run(self.stop))
+
+    async def close(self) -> None:
+        self.stop.set()
+        await asyncio.wait_for(self.task, 15)
+
+
+@pytest.fixture()
+async def start_projector(settings) -> AsyncIterator:
+    running: list[RunningProjector] = []
+
+    def start(**kwargs) -> RunningProjector:
+        rp = RunningProjector(Projector(settings, **kwargs))
+        running.append(rp)
+        return rp
+
+    yield start
+    for rp in running:
+        if not rp.task.done():
+            await rp.close()
+
+
+@pytest.fixture()
+async def projector(start_projector) -> RunningProjector:
+    rp = start_projector()
+    await asyncio.wait_for(rp.projector.active.wait(), 15)
+    return rp
+
+
+@pytest.fixture()
+async def api(settings, projector) -> AsyncIterator[TestClient]:
+    """The command and query APIs on one port (as ``talk up`` serves them), with a projector."""
+    from services.up import build_up_app
+
+    client = TestClient(TestServer(build_up_app(settings)))
+    await client.start_server()
+    try:
+        yield client
+    finally:
+        await client.close()

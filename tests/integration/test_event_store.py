@@ -1,0 +1,125 @@
+"""The Postgres event store: append, conflicts, immutability, the global order."""
+
+from __future__ import annotations
+
+import asyncio
+from uuid import uuid4
+
+import psycopg
+import pytest
+
+from events.catalogue import ChatCreated, chat_stream, message_stream
+from events.envelope import START, NewEvent
+from events.errors import ConcurrencyConflict
+from events.store import StreamAppend
+from tests.factories import chat_created, metadata, new_chat_append, rename
+
+
+async def test_append_and_read_stream(store):
+    append, md = new_chat_append()
+    result = await store.append([append], md)
+    assert len(result.positions) == 1 and result.tx_id > 0
+    stored = await store.read_stream(append.stream_id)
+    assert [s.version for s in stored] == [1]
+    assert stored[0].event_id == append.events[0].event_id
+    assert stored[0].metadata["request_id"] == md.request_id
+    assert stored[0].metadata["actor"]["id"] == str(md.actor_id)
+    decoded = stored[0].decode()
+    assert isinstance(decoded, ChatCreated) and decoded == append.events[0].event
+
+
+async def test_several_streams_in_one_transaction(store):
+    a, md = new_chat_append()
+    b, _ = new_chat_append(customer_id=md.customer_id)
+    result = await store.append([a, b], md)
+    assert len(result.positions) == 2
+    assert len(await store.read_stream(a.stream_id)) == 1
+    assert len(await store.read_stream(b.stream_id)) == 1
+
+
+async def test_conflict_names_the_stream_and_writes_nothing(store):
+    append, md = new_chat_append()
+    await store.append([append], md)
+    other, _ = new_chat_append()
+    with pytest.raises(ConcurrencyConflict) as info:
+        # ``other`` would succeed alone; the stale expectation on ``append`` fails it all.
+        await store.append([other, StreamAppend(append.stream_id, 0, append.events[:0] or (
+            NewEvent(append.stream_id, chat_created()),))], md)
+    assert info.value.stream_id == append.stream_id
+    assert await store.read_stream(other.stream_id) == []
+    assert len(await store.read_stream(append.stream_id)) == 1
+
+
+async def test_two_appends_with_the_same_expected_version_one_wins(store):
+    append, md = new_chat_append()
+    await store.append([append], md)
+    chat_id = append.events[0].event.chat_id
+
+    results = await asyncio.gather(
+        store.append([rename(chat_id, 1, "first")], md),
+        store.append([rename(chat_id, 1, "second")], md),
+        return_exceptions=True,
+    )
+    wins = [r for r in results if not isinstance(r, BaseException)]
+    losses = [r for r in results if isinstance(r, ConcurrencyConflict)]
+    assert len(wins) == 1 and len(losses) == 1
+    assert losses[0].stream_id == chat_stream(chat_id)
+    stored = await store.read_stream(chat_stream(chat_id))
+    assert [s.version for s in stored] == [1, 2]
+
+
+async def test_a_version_check_holds_the_stream_until_commit(store, db):
+    """A check (an append with no events) fails when the stream moved, and a writer that
+    moves the stream waits for a transaction holding the check."""
+    append, md = new_chat_append()
+    await store.append([append], md)
+    chat_id = append.events[0].event.chat_id
+    await store.append([rename(chat_id, 1, "renamed")], md)
+    with pytest.raises(ConcurrencyConflict):
+        await store.append([StreamAppend(chat_stream(chat_id), 1, ()),
+                            StreamAppend(message_stream(uuid4()), 0, ())], md)
+
+    from events.postgres_store import append_on
+
+    async with db.transaction("hold_check") as conn:
+        await append_on(conn, [StreamAppend(chat_stream(chat_id), 2, ())], md)
+        writer = asyncio.create_task(store.append([rename(chat_id, 2, "late")], md))
+        done, _ = await asyncio.wait({writer}, timeout=0.3)
+        assert not done, "the writer must wait for the transaction holding the check"
+    await asyncio.wait_for(writer, 5)
+    assert len(await store.read_stream(chat_stream(chat_id))) == 3
+
+
+@pytest.mark.parametrize("statement", [
+    "UPDATE events SET data = '{}'::jsonb WHERE position = %s",
+    "DELETE FROM events WHERE position = %s",
+])
+async def test_stored_events_cannot_be_updated_or_deleted(store, settings, statement):
+    append, md = new_chat_append()
+    result = await store.append([append], md)
+    # The test connects as a superuser: the trigger stops even that.
+    async with await psycopg.AsyncConnection.connect(settings.database_url, autocommit=True) as conn:
+        with pytest.raises(psycopg.Error, match="immutable"):
+            await conn.execute(statement, (result.positions[0],))
+        with pytest.raises(psycopg.Error, match="immutable"):
+            await conn.execute("TRUNCATE events")
+    assert len(await store.read_stream(append.stream_id)) == 1
+
+
+async def test_read_all_follows_commit_order_and_stops_at_open_transactions(store, db):
+    from events.postgres_store import append_on
+
+    first, md = new_chat_append()
+    await store.append([first], md)
+    head = (await store.read_all(START, 100_000))[-1].checkpoint
+
+    async with db.transaction("early_position_late_commit") as conn:
+        held, md2 = new_chat_append()
+        held_result = await append_on(conn, [held], md2)
+        later, md3 = new_chat_append()
+        later_result = await store.append([later], md3)
+        assert later_result.positions[0] > held_result.positions[0] - 1
+        visible = await store.read_all(head, 100)
+        assert [e.stream_id for e in visible] == [], "nothing may pass the open transaction"
+    after = await store.read_all(head, 100)
+    assert [e.stream_id for e in after] == [held.stream_id, later.stream_id]
