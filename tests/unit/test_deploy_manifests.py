@@ -8,6 +8,7 @@ deploy/nginx.conf and the kustomize base in deploy/k8s/base are read and compare
 from __future__ import annotations
 
 import argparse
+import functools
 import re
 import shutil
 import subprocess
@@ -17,6 +18,7 @@ from typing import Any
 import pytest
 
 yaml = pytest.importorskip("yaml", reason="PyYAML is needed to read the deploy manifests")
+_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 from services.settings import Settings  # noqa: E402
 
@@ -58,8 +60,19 @@ def default_of(field: str) -> Any:
     return Settings.model_fields[field].default
 
 
+# The readers are cached: the tests only read what they return.
+@functools.cache
+def load_yaml(path: Path) -> Any:
+    return yaml.load(path.read_text(), Loader=_Loader)
+
+
+@functools.cache
+def load_yaml_all(path: Path) -> list[Any]:
+    return [d for d in yaml.load_all(path.read_text(), Loader=_Loader) if d is not None]
+
+
 def load_compose() -> dict[str, Any]:
-    return yaml.safe_load(COMPOSE_FILE.read_text())
+    return load_yaml(COMPOSE_FILE)
 
 
 def compose_services() -> dict[str, dict[str, Any]]:
@@ -73,7 +86,7 @@ def k8s_files() -> list[Path]:
 def k8s_docs() -> list[dict[str, Any]]:
     docs = []
     for path in k8s_files():
-        docs.extend(d for d in yaml.safe_load_all(path.read_text()) if d is not None)
+        docs.extend(load_yaml_all(path))
     return docs
 
 
@@ -155,12 +168,24 @@ def dockerfile_labels() -> dict[str, str]:
     return labels
 
 
-def cli_subcommands() -> set[str]:
+def cli_parser() -> argparse.ArgumentParser:
     try:
         from services.cli import build_parser
     except ImportError as exc:  # the CLI is part of the contract: fail, do not skip
         pytest.fail(f"services.cli.build_parser is missing: {exc}")
-    parser = build_parser()
+    return build_parser()
+
+
+def parses(argv: list[str]) -> argparse.Namespace:
+    """``talk <argv>`` as the CLI reads it; a usage error fails the test."""
+    try:
+        return cli_parser().parse_args(argv)
+    except SystemExit:
+        pytest.fail(f"`talk {' '.join(argv)}` is not a valid command line")
+
+
+def cli_subcommands() -> set[str]:
+    parser = cli_parser()
     names: set[str] = set()
     for action in parser._actions:
         if isinstance(action, argparse._SubParsersAction):
@@ -170,7 +195,9 @@ def cli_subcommands() -> set[str]:
 
 
 # A small nginx config reader: enough for directives, blocks and quoted strings.
-_NGINX_TOKEN = re.compile(r"""\s*(?:(#[^\n]*)|('(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*")|([{};])|([^\s{};'"#]+))""")
+_NGINX_TOKEN = re.compile(
+    r"""\s*(?:(#[^\n]*)|('(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*")|([{};])|([^\s{};'"#]+))"""
+)
 
 
 def parse_nginx(text: str) -> list[tuple[str, list[str], list | None]]:
@@ -181,7 +208,7 @@ def parse_nginx(text: str) -> list[tuple[str, list[str], list | None]]:
         if not m or m.end() == pos:
             if text[pos:].strip() == "":
                 break
-            raise AssertionError(f"nginx.conf: cannot read at {text[pos:pos + 40]!r}")
+            raise AssertionError(f"nginx.conf: cannot read at {text[pos : pos + 40]!r}")
         pos = m.end()
         comment, quoted, punct, word = m.groups()
         if comment:
@@ -228,7 +255,8 @@ def nginx_tree() -> list:
 
 def nginx_upstreams() -> dict[str, list[str]]:
     return {
-        d[1][0]: [c[1][0] for c in d[2] if c[0] == "server"] for d in nginx_find(nginx_tree(), "upstream")
+        d[1][0]: [c[1][0] for c in d[2] if c[0] == "server"]
+        for d in nginx_find(nginx_tree(), "upstream")
     }
 
 
@@ -255,7 +283,7 @@ def test_compose_parses_and_has_every_service():
 
 
 def test_k8s_manifests_parse_and_kustomization_lists_them_all():
-    kustomization = yaml.safe_load((K8S_BASE / "kustomization.yaml").read_text())
+    kustomization = load_yaml(K8S_BASE / "kustomization.yaml")
     assert kustomization["kind"] == "Kustomization"
     listed = set(kustomization["resources"])
     on_disk = {p.name for p in k8s_files()}
@@ -278,7 +306,11 @@ def test_every_service_exists_in_compose_and_k8s():
         assert name in pdbs, f"no PodDisruptionBudget {name}"
     assert set(hpas) == HTTP_API_SERVICES
     for name, hpa in hpas.items():
-        assert hpa["spec"]["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment", "name": name}
+        assert hpa["spec"]["scaleTargetRef"] == {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "name": name,
+        }
         assert hpa["spec"]["minReplicas"] >= 2
         assert "replicas" not in deployments[name]["spec"], f"{name}: replicas belong to the HPA"
         assert only_container(deployments[name])["resources"]["requests"]["cpu"]
@@ -335,14 +367,19 @@ def test_ports_match_settings_defaults():
         # image
         assert port in exposed, name
         assert label_ports[name] == str(port), name
+    up_port = parses(["up"]).port
+    assert up_port in exposed and label_ports["up"] == str(up_port)
 
 
 def test_probes_use_livez_and_readyz():
     for name in APP_SERVICES:
         container = only_container(k8s_objects("Deployment")[name])
         port_name = container["ports"][0]["name"]
-        for probe, path in (("startupProbe", "/livez"), ("livenessProbe", "/livez"),
-                            ("readinessProbe", "/readyz")):
+        for probe, path in (
+            ("startupProbe", "/livez"),
+            ("livenessProbe", "/livez"),
+            ("readinessProbe", "/readyz"),
+        ):
             get = container[probe]["httpGet"]
             assert get["path"] == path, f"{name} {probe}"
             assert get["port"] in (port_name, default_of(APP_SERVICES[name])), f"{name} {probe}"
@@ -367,13 +404,16 @@ def test_commands_are_cli_subcommands():
     instructions = dict(dockerfile_instructions())  # the last of each keyword wins, as in Docker
     assert instructions["ENTRYPOINT"] == '["talk"]'
     cmd = yaml.safe_load(instructions["CMD"])
-    assert cmd == ["up"] and cmd[0] in subcommands
+    assert cmd[0] == "up"
+    # `talk up` binds 127.0.0.1 by default: in a container it must listen on every address.
+    assert parses(cmd).host == "0.0.0.0"
 
     used = []
     compose = compose_services()
     for name in [*APP_SERVICES, "migrate"]:
         command = compose_command(compose[name])
         assert command and command[0] == name, name
+        parses(command)
         used.append(command[0])
     for kind in ("Deployment", "Job"):
         for obj in k8s_objects(kind).values():
@@ -381,6 +421,7 @@ def test_commands_are_cli_subcommands():
             if container["image"] != "talk":
                 continue
             assert "command" not in container, "keep the image ENTRYPOINT (talk); set args"
+            parses(container["args"])
             used.append(container["args"][0])
     assert set(APP_SERVICES) | {"migrate"} <= set(used)
     assert set(used) <= subcommands, set(used) - subcommands
@@ -430,7 +471,9 @@ def test_k8s_and_compose_values_are_valid_settings(monkeypatch):
     for name, field in APP_SERVICES.items():
         assert getattr(settings, field) == default_of(field), name
     for name in [*APP_SERVICES, "migrate"]:
-        env = {k: v for k, v in compose_env(compose_services()[name]).items() if k.startswith("TALK_")}
+        env = {
+            k: v for k, v in compose_env(compose_services()[name]).items() if k.startswith("TALK_")
+        }
         settings = _settings_from(env, monkeypatch)
         assert settings.require_database_url().startswith("postgresql://")
         assert len(settings.require_jwt_secret()) >= 32  # HS256 wants 256 bits
@@ -463,7 +506,10 @@ def test_grace_periods_cover_prestop_and_drain():
 
 
 def test_talk_pods_are_locked_down():
-    workloads = [*(k8s_objects("Deployment")[n] for n in APP_SERVICES), *k8s_objects("Job").values()]
+    workloads = [
+        *(k8s_objects("Deployment")[n] for n in APP_SERVICES),
+        *k8s_objects("Job").values(),
+    ]
     for workload in workloads:
         name = workload["metadata"]["name"]
         spec = pod_spec(workload)
@@ -565,7 +611,7 @@ def test_edge_uses_the_same_nginx_conf_in_compose_and_k8s():
     assert (K8S_BASE / "nginx.conf").read_text() == NGINX_CONF.read_text(), (
         "deploy/k8s/base/nginx.conf must be a copy of deploy/nginx.conf"
     )
-    kustomization = yaml.safe_load((K8S_BASE / "kustomization.yaml").read_text())
+    kustomization = load_yaml(K8S_BASE / "kustomization.yaml")
     generated = {g["name"]: g for g in kustomization["configMapGenerator"]}
     assert generated["talk-edge-nginx"]["files"] == ["nginx.conf"]
     edge = k8s_objects("Deployment")["edge"]
@@ -574,8 +620,10 @@ def test_edge_uses_the_same_nginx_conf_in_compose_and_k8s():
     assert any(v.get("configMap", {}).get("name") == "talk-edge-nginx" for v in volumes.values())
 
 
-@pytest.mark.skipif(not (shutil.which("kubectl") or shutil.which("kustomize")),
-                    reason="neither kubectl nor kustomize is installed")
+@pytest.mark.skipif(
+    not (shutil.which("kubectl") or shutil.which("kustomize")),
+    reason="neither kubectl nor kustomize is installed",
+)
 def test_kustomize_builds_the_base():
     if shutil.which("kustomize"):
         cmd = ["kustomize", "build", str(K8S_BASE)]
@@ -588,7 +636,9 @@ def test_kustomize_builds_the_base():
     for name in APP_SERVICES:
         assert ("Deployment", name) in kinds
     images = {
-        c["image"] for d in rendered if d["kind"] in ("Deployment", "Job")
+        c["image"]
+        for d in rendered
+        if d["kind"] in ("Deployment", "Job")
         for c in d["spec"]["template"]["spec"]["containers"]
     }
     assert "talk" not in images, "the images transformer should have set a tag"
