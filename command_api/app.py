@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from command_api.context import EVENT_STORE
+from command_api.context import EVENT_STORE, STREAM_LOCKS
+from command_api.idempotency import purge_periodically
 from command_api.routes import add_command_routes
+from command_api.stream_cache import CachedEventStore
+from command_api.stream_locks import StreamLocks
+from events.notifier import CommitNotifier
 from events.postgres_store import PostgresEventStore
 from services.http.app import create_base_app
 from services.http.context import DATABASE, database_ctx
@@ -18,8 +23,17 @@ def install_command_api(app: web.Application, settings: Settings) -> None:
     """Add the command routes and their resources to ``app`` (which has a DATABASE ctx)."""
 
     async def ctx(app: web.Application) -> AsyncIterator[None]:
-        app[EVENT_STORE] = PostgresEventStore(app[DATABASE])
-        yield
+        notifier = CommitNotifier(settings.require_database_url())
+        await notifier.start()
+        app[EVENT_STORE] = CachedEventStore(PostgresEventStore(app[DATABASE], notifier))
+        app[STREAM_LOCKS] = StreamLocks()
+        purger = asyncio.create_task(purge_periodically(app[DATABASE]), name="idempotency-purge")
+        try:
+            yield
+        finally:
+            purger.cancel()
+            await asyncio.gather(purger, return_exceptions=True)
+            await notifier.stop()
 
     app.cleanup_ctx.append(ctx)
     add_command_routes(app)

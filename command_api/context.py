@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from events.postgres_store import PostgresEventStore
+from command_api.stream_cache import CachedEventStore
+from command_api.stream_locks import StreamLocks
 
-EVENT_STORE = web.AppKey("event_store", PostgresEventStore)
+EVENT_STORE = web.AppKey("event_store", CachedEventStore)
+STREAM_LOCKS = web.AppKey("stream_locks", StreamLocks)

@@ -1,10 +1,13 @@
 """Running a command: load state from the streams, ``decide``, append at the versions read.
 
 A concurrent writer makes the append fail with ``ConcurrencyConflict``; the command is then
-decided again on fresh state (a few times), so racing commands are serialised per stream and
-none is lost. Only the streams a command touches are read: a talk's stream holds its
-membership, each message has its own, so a command's cost does not grow with the talk's
-history.
+decided again on fresh state, after a short random pause that grows with each attempt, so
+racing commands are serialised per stream and none is lost. Every round of a race has a
+winner, so N writers on one stream need at most N rounds; the limit is far above that.
+(Within one process, commands on one stream also queue: command_api/stream_locks.py.)
+
+Only the streams a command touches are read: a talk's stream holds its membership, each
+message has its own, so a command's cost does not grow with the talk's history.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ import asyncio
 import random
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from command_api.domain import (
     ChatCommand,
@@ -27,13 +30,19 @@ from command_api.domain import (
     stream_of,
 )
 from command_api.domain.commands import PostMessage
-from command_api.domain.errors import Conflict
+from command_api.domain.errors import Conflict, DomainError
 from events.catalogue import Event, chat_stream, message_stream
 from events.envelope import Metadata, NewEvent, StoredEvent
 from events.errors import ConcurrencyConflict
 from events.store import AppendResult, EventStore, StreamAppend
 
-MAX_ATTEMPTS = 8
+MAX_ATTEMPTS = 64
+BACKOFF_BASE = 0.001  # seconds; the pause before attempt n is random in [0, base * 2**n]
+BACKOFF_CAP = 0.05
+
+
+def backoff(attempt: int) -> float:
+    return random.uniform(0, min(BACKOFF_CAP, BACKOFF_BASE * 2 ** attempt))
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,7 +67,8 @@ class Decision:
 
 
 Render = Callable[[Decision, AppendResult | None], CommandResponse]
-Commit = Callable[[Decision, Metadata, Render], Awaitable[CommandResponse]]
+Answer = TypeVar("Answer")
+Commit = Callable[[Decision, Metadata, Render], Awaitable[Answer]]
 
 
 def group_appends(events: Sequence[Event], versions: dict[str, int],
@@ -124,13 +134,27 @@ async def plain_commit(store: EventStore, decision: Decision, metadata: Metadata
     return render(decision, result)
 
 
-async def run_command(decide: Callable[[], Awaitable[Decision]], commit: Commit,
-                      metadata: Metadata, render: Render) -> CommandResponse:
-    """Decide and commit, deciding again on a version conflict."""
+async def run_command(decide: Callable[[EventStore], Awaitable[Decision]], commit: Commit[Answer],
+                      metadata: Metadata, render: Render, store: EventStore) -> Answer:
+    """Decide and commit, deciding again on a version conflict.
+
+    With a :class:`~command_api.stream_cache.CachedEventStore`, the first decision reads the
+    cache; an append validates it. A decision that appends nothing (a refusal or a no-op) is
+    not validated by anything, so it is made again on fresh reads before it is answered.
+    """
+    fresh = getattr(store, "fresh", store)
     for attempt in range(MAX_ATTEMPTS):
-        decision = await decide()
+        try:
+            decision = await decide(store)
+        except DomainError:
+            decision = await decide(fresh)  # raises the refusal if fresh state agrees
+        if not decision.new_events and fresh is not store:
+            decision = await decide(fresh)
         try:
             return await commit(decision, metadata, render)
-        except ConcurrencyConflict:
-            await asyncio.sleep(random.uniform(0, 0.002 * (attempt + 1)))
+        except ConcurrencyConflict as conflict:
+            forget = getattr(store, "forget", None)
+            if forget is not None:  # whatever path appended, the cached stream is stale
+                forget(conflict.stream_id)
+            await asyncio.sleep(backoff(attempt))
     raise Conflict("the resource is being changed by others; retry")

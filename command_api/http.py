@@ -9,7 +9,7 @@ import orjson
 from aiohttp import web
 from prometheus_client import Counter
 
-from command_api.context import EVENT_STORE
+from command_api.context import EVENT_STORE, STREAM_LOCKS
 from command_api.domain.errors import DomainError
 from command_api.execution import CommandResponse, Decision, Render, plain_commit, run_command
 from command_api.idempotency import (
@@ -20,10 +20,12 @@ from command_api.idempotency import (
     StoredResponse,
     claim_key,
     record_response,
+    recorded_response,
     request_fingerprint,
 )
 from events.envelope import Metadata
 from events.postgres_store import append_on
+from events.store import EventStore
 from services.auth import Caller
 from services.http.context import DATABASE
 from services.http.middlewares import caller_of, request_id_of
@@ -46,14 +48,16 @@ def metadata_for(request: web.Request, caller: Caller) -> Metadata:
         actor_id=caller.agent_id,
         request_id=request_id_of(request),
         correlation_id=request.headers.get("X-Correlation-ID") or request_id_of(request),
-        causation_id=request.headers.get(IDEMPOTENCY_HEADER),
     )
 
 
 def to_http(resp: CommandResponse) -> web.Response:
-    return web.Response(status=resp.status, body=orjson.dumps(resp.body),
-                        content_type="application/json",
-                        headers={POSITION_HEADER: str(resp.position)})
+    return http_answer(resp.status, orjson.dumps(resp.body), resp.position)
+
+
+def http_answer(status: int, body: bytes, position: int) -> web.Response:
+    return web.Response(status=status, body=body, content_type="application/json",
+                        headers={POSITION_HEADER: str(position)})
 
 
 def _count(decision: Decision) -> None:
@@ -61,12 +65,14 @@ def _count(decision: Decision) -> None:
         EVENTS_APPENDED.labels(event.event_type).inc()
 
 
-async def execute(request: web.Request, decide: Callable[[], Awaitable[Decision]],
-                  render: Render) -> web.Response:
-    """Run a decided command; POSTs honour ``Idempotency-Key``."""
+async def execute(request: web.Request, decide: Callable[[EventStore], Awaitable[Decision]],
+                  render: Render, *, serialise_on: str | None = None) -> web.Response:
+    """Run a decided command; POSTs honour ``Idempotency-Key``. ``serialise_on`` names the
+    stream whose version the command builds on (commands of this process on it take turns)."""
     caller = caller_of(request)
     metadata = metadata_for(request, caller)
     store = request.app[EVENT_STORE]
+    locks = request.app[STREAM_LOCKS]
     key = request.headers.get(IDEMPOTENCY_HEADER) if request.method == "POST" else None
     if key is None:
         async def commit(decision, md, rnd):
@@ -75,7 +81,8 @@ async def execute(request: web.Request, decide: Callable[[], Awaitable[Decision]
             return resp
 
         try:
-            return to_http(await run_command(decide, commit, metadata, render))
+            async with locks.hold(serialise_on):
+                return to_http(await run_command(decide, commit, metadata, render, store))
         except DomainError as exc:
             raise _problem(exc) from None
 
@@ -92,17 +99,25 @@ async def execute(request: web.Request, decide: Callable[[], Awaitable[Decision]
                 raise _Replay(prior)
             result = await append_on(conn, decision.appends, md) if decision.new_events else None
             resp = rnd(decision, result)
+            body = orjson.dumps(resp.body)
             await record_response(conn, caller.customer_id, caller.agent_id, key,
-                                  resp.status, resp.body, resp.position)
+                                  resp.status, body, resp.position)
+        if result is not None:
+            for append in decision.appends:
+                if append.events:
+                    store.forget(append.stream_id)
+            store.committed()
         _count(decision)
-        return resp
+        return StoredResponse(fingerprint, resp.status, body, resp.position)
 
     try:
         existing = await _recorded(db, caller, key)
         if existing is not None:
             raise _Replay(existing)
         try:
-            return to_http(await run_command(decide, commit_idempotent, metadata, render))
+            async with locks.hold(serialise_on):
+                first = await run_command(decide, commit_idempotent, metadata, render, store)
+            return http_answer(first.status, first.body, first.position)
         except DomainError as exc:
             # A request with this key may have committed while we decided: replay it.
             existing = await _recorded(db, caller, key)
@@ -113,23 +128,14 @@ async def execute(request: web.Request, decide: Callable[[], Awaitable[Decision]
         stored = replay.stored
         if stored.request_hash != fingerprint:
             raise Problem(422, f"this {IDEMPOTENCY_HEADER} was used with a different request") from None
-        resp = to_http(CommandResponse(stored.status, stored.body, stored.position))
+        resp = http_answer(stored.status, stored.body, stored.position)
         resp.headers["Idempotent-Replayed"] = "true"
         return resp
 
 
 async def _recorded(db, caller: Caller, key: str) -> StoredResponse | None:
     async with db.statement("idempotency_lookup") as conn:
-        cur = await conn.execute(
-            "SELECT request_hash, status, body, position FROM idempotency_keys"
-            " WHERE customer_id = %s AND agent_id = %s AND key = %s AND status <> 0"
-            " AND created_at >= now() - interval '24 hours'",
-            (caller.customer_id, caller.agent_id, key),
-        )
-        row = await cur.fetchone()
-    if row is None:
-        return None
-    return StoredResponse(row["request_hash"], row["status"], row["body"], row["position"])
+        return await recorded_response(conn, caller.customer_id, caller.agent_id, key)
 
 
 def _problem(exc: DomainError) -> Problem:

@@ -22,6 +22,14 @@ async def load_checkpoint(conn: psycopg.AsyncConnection, name: str) -> Checkpoin
     return Checkpoint(row["tx"], row["last_pos"])
 
 
+async def lock_checkpoint(conn: psycopg.AsyncConnection, name: str) -> None:
+    """Lock the checkpoint's row until the transaction ends. A projector batch does this
+    first thing, and so does the switch of ``talk projections rebuild``: the two take their
+    other locks (the read tables, the views) only after it, so they queue instead of
+    deadlocking, and a batch runs wholly before or wholly after a switch."""
+    await conn.execute("SELECT 1 FROM projector_checkpoints WHERE name = %s FOR UPDATE", (name,))
+
+
 async def save_checkpoint(conn: psycopg.AsyncConnection, name: str, cp: Checkpoint) -> None:
     await conn.execute(
         "UPDATE projector_checkpoints SET last_tx = %s::text::xid8, last_pos = %s, updated_at = now()"

@@ -10,6 +10,7 @@ starts over from the stored checkpoint, so an effect is never applied twice.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable, Sequence
 
 import psycopg
@@ -19,7 +20,7 @@ from psycopg.rows import dict_row
 
 from events.envelope import Checkpoint, StoredEvent
 from events.postgres_store import read_all_on
-from projector.checkpoints import load_checkpoint, save_checkpoint
+from projector.checkpoints import load_checkpoint, lock_checkpoint, save_checkpoint
 from projector.read_model import apply_event
 from projector.wakeup import Wakeup
 from services.settings import Settings
@@ -27,8 +28,11 @@ from services.settings import Settings
 log = structlog.get_logger("talk.projector")
 
 PROJECTOR_LOCK = 0x74616C6B_70726F6A  # "talkproj"
+LAG_INTERVAL = 1.0  # seconds between lag measurements while catching up
 
 EVENTS_PROJECTED = Counter("talk_events_projected_total", "Events applied to the read tables.")
+PROJECTOR_FAILURES = Counter(
+    "talk_projector_failures_total", "Batches that failed other than by a lost connection.")
 PROJECTOR_ACTIVE = Gauge("talk_projector_active", "1 while this instance holds the projector lock.")
 PROJECTION_LAG_EVENTS = Gauge("talk_projection_lag_events", "Events stored but not yet projected.")
 PROJECTION_LAG_SECONDS = Gauge(
@@ -39,20 +43,24 @@ BatchHook = Callable[[psycopg.AsyncConnection, Sequence[StoredEvent]], Awaitable
 
 
 class Projector:
-    """Runs until ``stop`` is set. ``after_batch`` (optional) runs inside each batch's
-    transaction after the read-table writes: the place for an outbox."""
+    """Runs until ``stop`` is set. ``before_batch`` and ``after_batch`` (optional) run inside
+    each batch's transaction, before the read-table writes (it may read) and after them (in
+    pipeline mode: it may only write): the place for an outbox."""
 
     def __init__(self, settings: Settings, *, name: str = "read_model",
-                 lock_key: int = PROJECTOR_LOCK, after_batch: BatchHook | None = None) -> None:
+                 lock_key: int = PROJECTOR_LOCK, before_batch: BatchHook | None = None,
+                 after_batch: BatchHook | None = None) -> None:
         self.settings = settings
         self.url = settings.require_database_url()
         self.name = name
         self.lock_key = lock_key
+        self.before_batch = before_batch
         self.after_batch = after_batch
         self.active = asyncio.Event()
         self.checkpoint = Checkpoint()
         self.applied = asyncio.Event()  # set after each committed batch
         self.reads = 0  # how many times the store was read (tests await progress on it)
+        self.last_error: str | None = None  # cleared by the next committed batch
 
     async def run(self, stop: asyncio.Event) -> None:
         backoff = 0.2
@@ -63,12 +71,26 @@ class Projector:
                     backoff = 0.2
                 except asyncio.CancelledError:
                     raise
-                except (psycopg.Error, OSError) as exc:
+                except (psycopg.Error, OSError) as exc:  # /readyz reports Postgres itself
                     log.warning("projector.connection_lost", error=str(exc), retry_in=backoff)
                     await _sleep_or_stop(stop, backoff)
                     backoff = min(backoff * 2, 5.0)
+                except Exception as exc:
+                    # An event that cannot be applied (e.g. no upcaster for its schema
+                    # version): the batch rolled back; say so loudly, fail readiness, retry.
+                    self.last_error = f"{type(exc).__name__}: {exc}"
+                    PROJECTOR_FAILURES.inc()
+                    log.exception("projector.batch_failed", checkpoint=str(self.checkpoint),
+                                  retry_in=backoff)
+                    await _sleep_or_stop(stop, backoff)
+                    backoff = min(backoff * 2, 30.0)
                 finally:
                     self._set_active(False)
+
+    async def check_healthy(self) -> None:
+        """Readiness: fails while the last batch attempt failed (a standby is healthy)."""
+        if self.last_error is not None:
+            raise RuntimeError(f"projector failing: {self.last_error}")
 
     def _set_active(self, active: bool) -> None:
         PROJECTOR_ACTIVE.set(1 if active else 0)
@@ -88,10 +110,16 @@ class Projector:
             log.info("projector.active", name=self.name)
             self.checkpoint = await load_checkpoint(conn, self.name)
             batch_size = self.settings.projector_batch_size
+            lag_due = 0.0
             while not stop.is_set():
                 n = await self.project_batch(conn, batch_size)
-                if n < batch_size:
+                caught_up = n < batch_size
+                # The lag is measured when caught up, and every LAG_INTERVAL while catching up
+                # (a backlog is when it matters; the count is bounded, but not free).
+                if caught_up or time.monotonic() >= lag_due:
                     await self._update_lag(conn)
+                    lag_due = time.monotonic() + LAG_INTERVAL
+                if caught_up:
                     await _wait_either(stop, wakeup, self.settings.projector_poll_interval)
 
     async def _acquire_lock(self, conn: psycopg.AsyncConnection, stop: asyncio.Event) -> bool:
@@ -111,9 +139,13 @@ class Projector:
         events = await read_all_on(conn, self.checkpoint, limit)
         self.reads += 1
         if not events:
+            self.last_error = None  # caught up: nothing is failing
             return 0
         last = events[-1].checkpoint
         async with conn.transaction():
+            await lock_checkpoint(conn, self.name)  # first: see projector/checkpoints.py
+            if self.before_batch is not None:
+                await self.before_batch(conn, events)
             async with conn.pipeline():
                 for stored in events:
                     await apply_event(conn, stored)
@@ -122,6 +154,7 @@ class Projector:
                 await save_checkpoint(conn, self.name, last)
                 await conn.execute("SELECT pg_notify('talk_projected', %s)", (str(last),))
         self.checkpoint = last
+        self.last_error = None
         EVENTS_PROJECTED.inc(len(events))
         self.applied.set()
         self.applied.clear()

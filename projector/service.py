@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass
 
 from aiohttp import web
 
+from projector.outbox import Outbox
+from projector.publisher import Publisher
 from projector.runner import Projector
 from services.db import Database, make_pool
 from services.http.app import create_base_app, install_stop_signals, serve_until
@@ -14,13 +17,41 @@ from services.settings import Settings
 
 
 def build_projector(settings: Settings) -> Projector:
-    """The projector with everything it feeds (the publisher joins here when configured)."""
-    return Projector(settings)
+    """The projector with everything it feeds: with ``amqp_url`` set, it also writes the
+    outbox that :class:`Publisher` publishes."""
+    if not settings.amqp_url:
+        return Projector(settings)
+    outbox = Outbox()
+    return Projector(settings, before_batch=outbox.before_batch, after_batch=outbox.after_batch)
 
 
-def health_app(settings: Settings, db: Database) -> web.Application:
+@dataclass
+class Projection:
+    """The running projector and, when ``amqp_url`` is set, the publisher beside it."""
+
+    projector: Projector
+    tasks: list[asyncio.Task]
+
+    async def check(self) -> None:
+        """Readiness: every task still running and the last batch applied cleanly."""
+        for task in self.tasks:
+            if task.done():
+                raise RuntimeError(f"{task.get_name()} has stopped")
+        await self.projector.check_healthy()
+
+
+def start_projection(settings: Settings, stop: asyncio.Event) -> Projection:
+    projector = build_projector(settings)
+    tasks = [asyncio.create_task(projector.run(stop), name="projector")]
+    if settings.amqp_url:
+        tasks.append(asyncio.create_task(Publisher(settings).run(stop), name="publisher"))
+    return Projection(projector, tasks)
+
+
+def health_app(settings: Settings, db: Database, projection: Projection) -> web.Application:
     app = create_base_app(settings, "projector", authenticate=False)
     app[READINESS_CHECKS]["postgres"] = db.ping
+    app[READINESS_CHECKS]["projection"] = projection.check
     return app
 
 
@@ -28,14 +59,13 @@ async def projector_main(settings: Settings, stop: asyncio.Event) -> None:
     pool = make_pool(settings, min_size=1, max_size=2, name="talk-projector-health")
     await pool.open(wait=False)
     try:
-        projector = build_projector(settings)
-        task = asyncio.create_task(projector.run(stop), name="projector")
+        projection = start_projection(settings, stop)
         try:
-            await serve_until(health_app(settings, Database(pool)), settings.host,
+            await serve_until(health_app(settings, Database(pool), projection), settings.host,
                               settings.projector_port, stop, settings.shutdown_timeout, "projector")
         finally:
             stop.set()
-            await task
+            await asyncio.gather(*projection.tasks)
     finally:
         await pool.close()
 

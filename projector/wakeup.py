@@ -17,8 +17,9 @@ CHANNEL = "talk_events"
 
 
 class Wakeup:
-    def __init__(self, database_url: str) -> None:
+    def __init__(self, database_url: str, channel: str = CHANNEL) -> None:
         self._url = database_url
+        self._channel = channel
         self.event = asyncio.Event()
         self._task: asyncio.Task | None = None
 
@@ -39,7 +40,7 @@ class Wakeup:
         while True:
             try:
                 async with await psycopg.AsyncConnection.connect(self._url, autocommit=True) as conn:
-                    await conn.execute(f"LISTEN {CHANNEL}")
+                    await conn.execute(f"LISTEN {self._channel}")
                     backoff = 0.2
                     self.event.set()  # we may have missed some while (re)connecting
                     async for _ in conn.notifies():

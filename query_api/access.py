@@ -11,6 +11,8 @@ from services.http.problems import Problem
 
 
 def parse_uuid(value: str, field: str) -> UUID:
+    """A UUID from a query parameter (400 when malformed). Path ids use
+    :func:`services.http.paths.path_uuid` (404)."""
     try:
         return UUID(value)
     except (ValueError, TypeError):
@@ -23,9 +25,9 @@ def talk_not_found() -> Problem:
 
 
 async def readable_chat(store: ReadStore, caller: Caller, chat_id: UUID) -> Row:
-    chat = await store.chat(caller.customer_id, chat_id)
+    chat = await store.chat_with_membership(caller.customer_id, chat_id, caller.agent_id)
     if chat is None:
         raise talk_not_found()
-    if not await store.is_participant(chat_id, caller.agent_id):
+    if not chat.pop("caller_is_participant"):
         raise Problem(403, "only participants of this talk may read it")
     return chat

@@ -4,18 +4,19 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from query_api.access import parse_uuid, readable_chat
+from query_api.access import readable_chat
 from query_api.context import READ_STORE
 from query_api.pagination import PageQuery, page_envelope
 from query_api.resources import chat_resource, participant_resource
 from services.http.bodies import parse_query
 from services.http.middlewares import caller_of
+from services.http.paths import path_uuid
 from services.http.responses import json_ok
 
 
 async def get_chat(request: web.Request) -> web.Response:
     store = request.app[READ_STORE]
-    chat_id = parse_uuid(request.match_info["chat_id"], "chat_id")
+    chat_id = path_uuid(request, "chat_id")
     chat = await readable_chat(store, caller_of(request), chat_id)
     return json_ok(chat_resource(chat))
 
@@ -32,7 +33,7 @@ async def list_chats(request: web.Request) -> web.Response:
 
 async def list_participants(request: web.Request) -> web.Response:
     store = request.app[READ_STORE]
-    chat_id = parse_uuid(request.match_info["chat_id"], "chat_id")
+    chat_id = path_uuid(request, "chat_id")
     await readable_chat(store, caller_of(request), chat_id)
     rows = await store.participants(chat_id)
     return json_ok({"result": [participant_resource(r) for r in rows],

@@ -7,12 +7,13 @@ from uuid import UUID
 from aiohttp import web
 from pydantic import field_validator
 
-from query_api.access import parse_uuid, readable_chat
+from query_api.access import readable_chat
 from query_api.context import READ_STORE
 from query_api.pagination import PageQuery, page_envelope
 from query_api.resources import message_resource
 from services.http.bodies import parse_model, parse_query
 from services.http.middlewares import caller_of
+from services.http.paths import path_uuid
 from services.http.problems import Problem
 from services.http.responses import json_ok
 
@@ -30,7 +31,7 @@ class MessageListQuery(PageQuery):
 async def get_message(request: web.Request) -> web.Response:
     store = request.app[READ_STORE]
     caller = caller_of(request)
-    message_id = parse_uuid(request.match_info["message_id"], "message_id")
+    message_id = path_uuid(request, "message_id")
     row = await store.message(caller.customer_id, message_id)
     if row is None:
         raise Problem(404, "no such message")
@@ -45,8 +46,8 @@ async def list_messages(request: web.Request) -> web.Response:
 
 async def list_talk_messages(request: web.Request) -> web.Response:
     """``GET /v1.0/talks/{chat_id}/messages`` (the overview's short form)."""
-    data = dict(request.query)
-    data["chat_id"] = request.match_info["chat_id"]
+    data: dict[str, object] = dict(request.query)
+    data["chat_id"] = path_uuid(request, "chat_id")
     query = parse_model(MessageListQuery, data, what="query")
     return await _list(request, query)
 

@@ -12,6 +12,11 @@ Row = dict[str, Any]
 
 _CHAT = "SELECT * FROM rm_chats WHERE id = %s AND customer_id = %s"
 _IS_PARTICIPANT = "SELECT 1 FROM rm_participants WHERE chat_id = %s AND owner_id = %s"
+_CHAT_AND_MEMBERSHIP = (
+    "SELECT c.*, EXISTS (SELECT 1 FROM rm_participants p"
+    "                     WHERE p.chat_id = c.id AND p.owner_id = %s) AS caller_is_participant"
+    " FROM rm_chats c WHERE c.id = %s AND c.customer_id = %s"
+)
 
 
 class ReadStore:
@@ -21,6 +26,13 @@ class ReadStore:
     async def chat(self, customer_id: UUID, chat_id: UUID) -> Row | None:
         async with self.db.statement("get_chat") as conn:
             cur = await conn.execute(_CHAT, (chat_id, customer_id))
+            return await cur.fetchone()
+
+    async def chat_with_membership(self, customer_id: UUID, chat_id: UUID,
+                                   agent_id: UUID) -> Row | None:
+        """The customer's talk with ``caller_is_participant`` for ``agent_id``, in one trip."""
+        async with self.db.statement("get_chat_with_membership") as conn:
+            cur = await conn.execute(_CHAT_AND_MEMBERSHIP, (agent_id, chat_id, customer_id))
             return await cur.fetchone()
 
     async def is_participant(self, chat_id: UUID, agent_id: UUID) -> bool:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from events import catalogue as ev
 from services.timefmt import format_ts
 
 
@@ -58,8 +59,6 @@ def message_resource(row: dict[str, Any]) -> dict[str, Any]:
 
 
 def evolve_chat_row(row: dict[str, Any] | None, event: Any, customer_id: Any) -> dict[str, Any] | None:
-    from events import catalogue as ev
-
     if isinstance(event, ev.ChatCreated):
         return {"id": event.chat_id, "customer_id": event.customer_id, "type": event.type,
                 "name": event.name, "detail": event.detail, "member_count": 0,
@@ -91,9 +90,6 @@ def participant_row(event: Any, customer_id: Any) -> dict[str, Any]:
 
 
 def evolve_message_row(row: dict[str, Any] | None, event: Any, customer_id: Any) -> dict[str, Any] | None:
-    from events import catalogue as ev
-    from services.timefmt import format_ts
-
     if isinstance(event, ev.MessagePosted):
         return {"id": event.message_id, "customer_id": customer_id, "chat_id": event.chat_id,
                 "parent_id": event.parent_id, "owner_type": event.owner_type,

@@ -28,11 +28,14 @@ def configure_logging(settings: Settings) -> None:
         renderer = structlog.dev.ConsoleRenderer()
     else:
         renderer = structlog.processors.JSONRenderer(serializer=_orjson_dumps)
+    shared: list[structlog.types.Processor] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+    ]
     structlog.configure(
         processors=[
-            structlog.contextvars.merge_contextvars,
-            structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            *shared,
             structlog.processors.StackInfoRenderer(),
             structlog.processors.format_exc_info,
             renderer,
@@ -41,6 +44,16 @@ def configure_logging(settings: Settings) -> None:
         logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
         cache_logger_on_first_use=False,
     )
-    # Libraries that use stdlib logging (aiohttp.access is replaced by our own line).
-    logging.basicConfig(level=max(level, logging.WARNING), stream=sys.stderr,
-                        format="%(levelname)s %(name)s %(message)s")
+    # Libraries that use stdlib logging (psycopg's pool, aiohttp, aio-pika) log through the
+    # same renderer, so every line is JSON too (aiohttp.access is replaced by our own line).
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=[*shared, structlog.stdlib.add_logger_name],
+        processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                    structlog.processors.format_exc_info, renderer],
+    ))
+    handler.talk = True  # type: ignore[attr-defined]  # replaced when configured again
+    root = logging.getLogger()
+    root.handlers[:] = [h for h in root.handlers if not getattr(h, "talk", False)] + [handler]
+    root.setLevel(max(level, logging.WARNING))
+    logging.captureWarnings(True)  # Python warnings as log lines too, not bare stderr text

@@ -3,6 +3,7 @@ kept under the data directory so tokens minted by ``talk token`` stay valid acro
 
 from __future__ import annotations
 
+import os
 import secrets
 from pathlib import Path
 
@@ -19,8 +20,10 @@ def generated_secret(data_dir: str | Path, *, create: bool) -> str | None:
         return None
     path.parent.mkdir(parents=True, exist_ok=True)
     value = secrets.token_urlsafe(48)
-    path.write_text(value + "\n")
-    path.chmod(0o600)
+    # Created readable by its owner only, never for a moment by anyone else.
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(value + "\n")
     return value
 
 

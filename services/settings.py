@@ -46,6 +46,17 @@ class Settings(BaseSettings):
     exchange: str = Field(default="talk.events")
     stream_queue: str = Field(default="talk.events.stream")
     stream_max_age: str = Field(default="7D", description="x-max-age of the stream queue.")
+    amqp_timeout: float = Field(
+        default=10.0, gt=0,
+        description="Seconds to connect to RabbitMQ, and without any publish confirm before "
+                    "the publisher reconnects.")
+
+    # WebSocket gateway.
+    gateway_heartbeat: float = Field(default=30.0, gt=0, description="Seconds between pings.")
+    gateway_send_buffer_bytes: int = Field(default=262_144, ge=4096,
+                                           description="Pending bytes per socket before 4008.")
+    gateway_resume_timeout: float = Field(default=5.0, gt=0,
+                                          description="Seconds to find a resume token's event.")
 
     # Shutdown.
     shutdown_timeout: float = Field(default=10.0, gt=0, description="Seconds to drain on SIGTERM.")

@@ -21,6 +21,14 @@ from tests.infra import (
 from tests.support import TEST_SECRET
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """Logs as the services write them (JSON), at WARNING, so test output stays readable."""
+    from services.logging import configure_logging
+    from services.settings import Settings
+
+    configure_logging(Settings(log_level="WARNING"))
+
+
 @pytest.fixture(scope="session")
 def _infra_stack() -> Iterator[ExitStack]:
     with ExitStack() as stack:

@@ -49,6 +49,7 @@ class MessageState:
     owner_id: UUID | None = None
     type: str = ""
     text: str = ""
+    has_medias: bool = False  # posted with attachments: its text may be empty
     deleted: bool = False
     reactions: frozenset[tuple[UUID, str]] = frozenset()
     version: int = 0
@@ -68,6 +69,7 @@ def evolve_message(state: MessageState, event: Event) -> MessageState:
                 state, exists=True, message_id=event.message_id, chat_id=event.chat_id,
                 parent_id=event.parent_id, owner_type=event.owner_type,
                 owner_id=event.owner_id, type=event.type, text=event.text,
+                has_medias=bool(event.medias),
             )
         case MessageEdited():
             return replace(state, text=event.text)
@@ -165,7 +167,7 @@ def _require_author(chat: ChatState, message: MessageState, cmd: MessageCommand,
 def _edit(chat: ChatState, message: MessageState, cmd: EditMessage) -> list[Event]:
     _require_message(chat, message, cmd)
     _require_author(chat, message, cmd, "edit")
-    rules.validate_text(cmd.text)
+    rules.validate_text(cmd.text, required=not message.has_medias)  # as when posting
     require_live(chat)
     if message.deleted:
         raise Conflict("the message is deleted")

@@ -6,12 +6,12 @@ from uuid import UUID, uuid4
 
 from aiohttp import web
 
-from command_api.context import EVENT_STORE
 from command_api.domain.commands import CreateChat, DeleteChat, NewParticipant, UpdateChat
 from command_api.execution import decide_chat_command
 from command_api.http import execute
 from command_api.rendering import render_chat
 from command_api.requests import CreateChatRequest, CreateTalkRequest, UpdateChatRequest
+from events.catalogue import chat_stream
 from services.http.bodies import read_body
 from services.http.middlewares import caller_of
 from services.http.paths import path_uuid
@@ -34,8 +34,7 @@ def _create_command(request: web.Request, type_: str, name: str, detail: str,
 
 
 async def _run_create(request: web.Request, cmd: CreateChat) -> web.Response:
-    store = request.app[EVENT_STORE]
-    return await execute(request, lambda: decide_chat_command(store, cmd), render_chat)
+    return await execute(request, lambda s: decide_chat_command(s, cmd), render_chat)
 
 
 async def create_chat(request: web.Request) -> web.Response:
@@ -57,8 +56,8 @@ async def update_chat(request: web.Request) -> web.Response:
     caller = caller_of(request)
     cmd = UpdateChat(customer_id=caller.customer_id, actor_id=caller.agent_id, now=utcnow(),
                      chat_id=chat_id, name=body.name, detail=body.detail)
-    store = request.app[EVENT_STORE]
-    return await execute(request, lambda: decide_chat_command(store, cmd), render_chat)
+    return await execute(request, lambda s: decide_chat_command(s, cmd), render_chat,
+                         serialise_on=chat_stream(chat_id))
 
 
 async def delete_chat(request: web.Request) -> web.Response:
@@ -66,5 +65,5 @@ async def delete_chat(request: web.Request) -> web.Response:
     caller = caller_of(request)
     cmd = DeleteChat(customer_id=caller.customer_id, actor_id=caller.agent_id, now=utcnow(),
                      chat_id=chat_id)
-    store = request.app[EVENT_STORE]
-    return await execute(request, lambda: decide_chat_command(store, cmd), render_chat)
+    return await execute(request, lambda s: decide_chat_command(s, cmd), render_chat,
+                         serialise_on=chat_stream(chat_id))

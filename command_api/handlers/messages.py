@@ -6,7 +6,6 @@ from uuid import UUID, uuid4
 
 from aiohttp import web
 
-from command_api.context import EVENT_STORE
 from command_api.domain.commands import DeleteMessage, EditMessage, PostMessage
 from command_api.domain.errors import DomainError
 from command_api.domain.rules import validate_medias
@@ -19,6 +18,7 @@ from command_api.requests import (
     PostMessageRequest,
     PostTalkMessageRequest,
 )
+from events.catalogue import message_stream
 from services.http.bodies import read_body
 from services.http.middlewares import caller_of
 from services.http.paths import path_uuid
@@ -37,8 +37,7 @@ async def _post(request: web.Request, chat_id: UUID, type_: str, text: str,
     cmd = PostMessage(customer_id=caller.customer_id, actor_id=caller.agent_id, now=utcnow(),
                       message_id=message_id, chat_id=chat_id, parent_id=parent_id, type=type_,
                       text=text, medias=media_values)
-    store = request.app[EVENT_STORE]
-    return await execute(request, lambda: decide_message_command(store, cmd), render_message(message_id))
+    return await execute(request, lambda s: decide_message_command(s, cmd), render_message(message_id))
 
 
 async def post_message(request: web.Request) -> web.Response:
@@ -59,8 +58,8 @@ async def edit_message(request: web.Request) -> web.Response:
     caller = caller_of(request)
     cmd = EditMessage(customer_id=caller.customer_id, actor_id=caller.agent_id, now=utcnow(),
                       message_id=message_id, text=body.text)
-    store = request.app[EVENT_STORE]
-    return await execute(request, lambda: decide_message_command(store, cmd), render_message(message_id))
+    return await execute(request, lambda s: decide_message_command(s, cmd),
+                         render_message(message_id), serialise_on=message_stream(message_id))
 
 
 async def delete_message(request: web.Request) -> web.Response:
@@ -68,5 +67,5 @@ async def delete_message(request: web.Request) -> web.Response:
     caller = caller_of(request)
     cmd = DeleteMessage(customer_id=caller.customer_id, actor_id=caller.agent_id, now=utcnow(),
                         message_id=message_id)
-    store = request.app[EVENT_STORE]
-    return await execute(request, lambda: decide_message_command(store, cmd), render_message(message_id))
+    return await execute(request, lambda s: decide_message_command(s, cmd),
+                         render_message(message_id), serialise_on=message_stream(message_id))

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from command_api.context import EVENT_STORE
 from command_api.domain.commands import AddReaction, RemoveReaction
 from command_api.execution import decide_message_command
 from command_api.http import execute
 from command_api.rendering import render_message
 from command_api.requests import ReactionRequest
+from events.catalogue import message_stream
 from services.http.bodies import parse_model, read_body, read_json
 from services.http.middlewares import caller_of
 from services.http.paths import path_uuid
@@ -22,8 +22,8 @@ async def add_reaction(request: web.Request) -> web.Response:
     caller = caller_of(request)
     cmd = AddReaction(customer_id=caller.customer_id, actor_id=caller.agent_id, now=utcnow(),
                       message_id=message_id, emoji=body.emoji)
-    store = request.app[EVENT_STORE]
-    return await execute(request, lambda: decide_message_command(store, cmd), render_message(message_id))
+    return await execute(request, lambda s: decide_message_command(s, cmd),
+                         render_message(message_id), serialise_on=message_stream(message_id))
 
 
 async def remove_reaction(request: web.Request) -> web.Response:
@@ -38,5 +38,5 @@ async def remove_reaction(request: web.Request) -> web.Response:
     caller = caller_of(request)
     cmd = RemoveReaction(customer_id=caller.customer_id, actor_id=caller.agent_id, now=utcnow(),
                          message_id=message_id, emoji=body.emoji)
-    store = request.app[EVENT_STORE]
-    return await execute(request, lambda: decide_message_command(store, cmd), render_message(message_id))
+    return await execute(request, lambda s: decide_message_command(s, cmd),
+                         render_message(message_id), serialise_on=message_stream(message_id))

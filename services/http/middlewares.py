@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable
 
 import structlog
 from aiohttp import web
-from prometheus_client import Histogram
+from prometheus_client import Gauge, Histogram
 
 from services.auth import AuthError, Caller, token_from_request, verify_token
 from services.http.problems import Problem, problem_response
@@ -28,6 +28,13 @@ HTTP_SECONDS = Histogram(
     ["service", "route", "method", "status"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
 )
+
+HTTP_IN_FLIGHT = Gauge(
+    "talk_http_requests_in_flight",
+    "HTTP requests being handled (probes and metrics not counted): what a drain waits for.",
+    ["service"],
+)
+PROBE_PATHS = frozenset({"/livez", "/readyz", "/metrics"})
 
 CALLER = web.RequestKey("caller", Caller)
 REQUEST_ID = web.RequestKey("request_id", str)
@@ -56,6 +63,9 @@ def make_request_middleware(service: str) -> Callable:
         structlog.contextvars.clear_contextvars()
         structlog.contextvars.bind_contextvars(request_id=request_id, service=service)
         start = time.perf_counter()
+        in_flight = None if request.path in PROBE_PATHS else HTTP_IN_FLIGHT.labels(service)
+        if in_flight is not None:
+            in_flight.inc()
         try:
             response = await handler(request)
         except Problem as problem:
@@ -65,6 +75,9 @@ def make_request_middleware(service: str) -> Callable:
         except Exception:
             log.exception("request.failed", method=request.method, path=request.path)
             response = problem_response(Problem(500, "an internal error occurred"), request_id)
+        finally:
+            if in_flight is not None:
+                in_flight.dec()
         if not response.prepared:
             response.headers[REQUEST_ID_HEADER] = request_id
         elapsed = time.perf_counter() - start

@@ -8,13 +8,20 @@ from collections.abc import AsyncIterator
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
+from events.notifier import CommitNotifier
 from events.postgres_store import PostgresEventStore
 from projector.runner import Projector
 
 
 @pytest.fixture()
-async def store(db) -> PostgresEventStore:
-    return PostgresEventStore(db)
+async def store(db, settings) -> AsyncIterator[PostgresEventStore]:
+    """The event store as the command API has it: wake-ups sent after each commit."""
+    notifier = CommitNotifier(settings.database_url)
+    await notifier.start()
+    try:
+        yield PostgresEventStore(db, notifier)
+    finally:
+        await notifier.stop()
 
 
 class RunningProjector:

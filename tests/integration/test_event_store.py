@@ -12,7 +12,8 @@ from events.catalogue import ChatCreated, chat_stream, message_stream
 from events.envelope import START, NewEvent
 from events.errors import ConcurrencyConflict
 from events.store import StreamAppend
-from tests.factories import chat_created, metadata, new_chat_append, rename
+from tests.factories import chat_created, new_chat_append, rename
+from tests.support import wait_until
 
 
 async def test_append_and_read_stream(store):
@@ -110,8 +111,13 @@ async def test_read_all_follows_commit_order_and_stops_at_open_transactions(stor
     from events.postgres_store import append_on
 
     first, md = new_chat_append()
-    await store.append([first], md)
-    head = (await store.read_all(START, 100_000))[-1].checkpoint
+    first_result = await store.append([first], md)
+
+    async def first_readable():
+        events = await store.read_all(START, 100_000)
+        return events[-1].checkpoint if events and events[-1].position >= first_result.positions[0] else None
+
+    head = await wait_until(first_readable, what="the first event readable")
 
     async with db.transaction("early_position_late_commit") as conn:
         held, md2 = new_chat_append()
@@ -121,5 +127,12 @@ async def test_read_all_follows_commit_order_and_stops_at_open_transactions(stor
         assert later_result.positions[0] > held_result.positions[0] - 1
         visible = await store.read_all(head, 100)
         assert [e.stream_id for e in visible] == [], "nothing may pass the open transaction"
-    after = await store.read_all(head, 100)
+    # Once it commits, both are readable in commit order (await it: an unrelated open
+    # transaction elsewhere on the server may hold the barrier back for a moment).
+    after = await wait_until(lambda: _read_two(store, head), what="both events readable")
     assert [e.stream_id for e in after] == [held.stream_id, later.stream_id]
+
+
+async def _read_two(store, head):
+    events = await store.read_all(head, 100)
+    return events if len(events) >= 2 else None

@@ -151,3 +151,34 @@ async def test_only_one_instance_applies_and_the_standby_takes_over(store, db, s
 async def test_projector_class_is_configured_from_settings(settings):
     p = Projector(settings)
     assert p.url == settings.database_url
+
+
+async def test_an_event_that_cannot_be_applied_is_reported_not_skipped(fresh_database_url, settings):
+    """A stored event the projector cannot decode stops progress visibly (readiness fails,
+    the task keeps retrying) and is never skipped."""
+    from psycopg.types.json import Jsonb
+
+    local = settings.model_copy(update={"database_url": fresh_database_url})
+    async with await psycopg.AsyncConnection.connect(fresh_database_url, autocommit=True) as conn:
+        md = Jsonb({"customer_id": "00000000-0000-0000-0000-000000000001",
+                    "actor": {"type": "agent", "id": None}})
+        await conn.execute(
+            "SELECT * FROM talk_append_events(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+            (["chat-poison"], [0], [1], ["00000000-0000-0000-0000-0000000000aa"], ["chat-poison"],
+             [1], ["NoSuchEvent"], [1], [Jsonb({})], md))
+    stop = asyncio.Event()
+    projector = Projector(local)
+    task = asyncio.create_task(projector.run(stop))
+    try:
+        await wait_until(lambda: _true(projector.last_error is not None), what="the failure reported")
+        assert "NoSuchEvent" in projector.last_error
+        try:
+            await projector.check_healthy()
+            raise AssertionError("readiness must fail while the projector is stuck")
+        except RuntimeError as exc:
+            assert "projector failing" in str(exc)
+        assert not task.done(), "the projector keeps retrying"
+        assert projector.checkpoint == START, "the event was not skipped"
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 15)

@@ -1,0 +1,60 @@
+"""The wake-up readers of the store wait for, sent after commit and coalesced.
+
+``poke()`` after an append has committed; one NOTIFY goes out on a connection of its own, and
+pokes that arrive while it is on its way are folded into the next one. So a burst of appends
+costs a handful of NOTIFYs instead of one per transaction (a NOTIFY inside the append's own
+transaction would serialise every writer's commit on the server's notify lock). Readers poll
+as well: a wake-up lost to a dropped connection costs at most one poll interval.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import psycopg
+import structlog
+
+log = structlog.get_logger("talk.events")
+
+CHANNEL = "talk_events"
+MIN_SPACING = 0.002  # seconds between two NOTIFYs from one process
+
+
+class CommitNotifier:
+    def __init__(self, database_url: str) -> None:
+        self._url = database_url
+        self._pending = asyncio.Event()
+        self._task: asyncio.Task | None = None
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="commit-notifier")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except (asyncio.CancelledError, Exception):
+                pass
+            self._task = None
+
+    def poke(self) -> None:
+        """Something committed: wake the readers soon."""
+        self._pending.set()
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                async with await psycopg.AsyncConnection.connect(
+                    self._url, autocommit=True, application_name="talk-notifier"
+                ) as conn:
+                    while True:
+                        await self._pending.wait()
+                        self._pending.clear()
+                        await conn.execute(f"NOTIFY {CHANNEL}")
+                        await asyncio.sleep(MIN_SPACING)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # the readers poll; retry quietly
+                log.warning("notifier.failed", error=str(exc))
+                await asyncio.sleep(1.0)

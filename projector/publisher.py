@@ -1,0 +1,202 @@
+"""The publisher: publishes the outbox to RabbitMQ in order, with publisher confirms, and
+deletes a row only once the broker has confirmed it.
+
+One active instance (a session-level advisory lock on its Postgres connection, as for the
+projector) reads the outbox in ``seq`` order, a batch at a time, and publishes the batch
+pipelined on one channel (:mod:`projector.ordered_publish`): the publishes go out in order
+and their confirms are awaited together. The confirmed prefix of the batch is deleted; the
+first failure ends the broker session, and the next one (after a back-off, on a fresh
+connection) starts again from the first row still in the outbox. So a crash or an outage
+never loses an event; it may repeat some, which consumers drop by ``message_id``. Because
+what reaches the broker of a batch is a prefix and a fresh session republishes everything
+after the confirmed part, the first copy of each event a consumer sees is in per-talk order.
+
+While RabbitMQ is away nothing here blocks the projector: it keeps committing outbox rows,
+and the publisher catches up when the broker is back. It wakes on the projector's
+``talk_projected`` NOTIFY and polls anyway.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import aio_pika
+import psycopg
+import structlog
+from aio_pika.abc import AbstractConnection, AbstractExchange
+from prometheus_client import Counter, Gauge
+from psycopg.rows import dict_row
+
+from projector.ordered_publish import publish_in_order
+from projector.published import CONTENT_TYPE
+from projector.wakeup import Wakeup
+from services import amqp
+from services.settings import Settings
+
+log = structlog.get_logger("talk.publisher")
+
+PUBLISHER_LOCK = 0x74616C6B_7075626C  # "talkpubl"
+PROJECTED_CHANNEL = "talk_projected"  # the projector NOTIFYs it after each batch
+
+EVENTS_PUBLISHED = Counter("talk_events_published_total",
+                           "Events published to RabbitMQ and confirmed by the broker.")
+PUBLISH_FAILURES = Counter(
+    "talk_publish_failures_total",
+    "Broker failures while publishing (a failed connect, a lost connection, a publish not "
+    "confirmed); each one is retried after a back-off.",
+)
+PUBLISH_LAG_EVENTS = Gauge("talk_publish_lag_events",
+                           "Events in the outbox not yet confirmed by the broker.")
+PUBLISHER_ACTIVE = Gauge("talk_publisher_active", "1 while this instance holds the publisher lock.")
+
+_READ = ("SELECT seq, message_id, routing_key, body::text AS body FROM outbox"
+         " ORDER BY seq LIMIT %s")
+_DELETE = "DELETE FROM outbox WHERE seq <= %s"
+# Exact unless a rolled-back projector batch left a gap in ``seq``; an index lookup each.
+_LAG = "SELECT coalesce(max(seq) - min(seq) + 1, 0) AS n FROM outbox"
+
+
+class Publisher:
+    """Runs until ``stop`` is set."""
+
+    def __init__(self, settings: Settings, *, lock_key: int = PUBLISHER_LOCK,
+                 connection_name: str = "talk-publisher") -> None:
+        self.settings = settings
+        self.url = settings.require_database_url()
+        amqp.require_amqp_url(settings)
+        self.lock_key = lock_key
+        self.connection_name = connection_name
+        self.batch_size = settings.projector_batch_size
+        self.active = asyncio.Event()  # set while holding the lock
+        self.connected = asyncio.Event()  # set while a broker session is up
+        self.published = 0  # events confirmed by this instance (tests await progress on it)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        backoff = 0.2
+        async with Wakeup(self.url, PROJECTED_CHANNEL) as wakeup:
+            while not stop.is_set():
+                try:
+                    await self._run_locked(stop, wakeup)
+                    backoff = 0.2
+                except psycopg.Error as exc:
+                    log.warning("publisher.database_lost", error=str(exc), retry_in=backoff)
+                    await _sleep_or_stop(stop, backoff)
+                    backoff = min(backoff * 2, 5.0)
+                except asyncio.CancelledError:
+                    raise
+                except Exception:  # never die quietly: the outbox waits for us
+                    log.exception("publisher.failed", retry_in=backoff)
+                    await _sleep_or_stop(stop, backoff)
+                    backoff = min(backoff * 2, 30.0)
+                finally:
+                    self._set_active(False)
+
+    def _set_active(self, active: bool) -> None:
+        PUBLISHER_ACTIVE.set(1 if active else 0)
+        if active:
+            self.active.set()
+        else:
+            self.active.clear()
+
+    async def _run_locked(self, stop: asyncio.Event, wakeup: Wakeup) -> None:
+        async with await psycopg.AsyncConnection.connect(
+            self.url, autocommit=True, row_factory=dict_row, application_name="talk-publisher",
+            connect_timeout=self.settings.db_connect_timeout,
+        ) as db:
+            if not await self._acquire_lock(db, stop):
+                return
+            self._set_active(True)
+            log.info("publisher.active")
+            await self._update_lag(db)
+
+            async def session(connection: AbstractConnection) -> None:
+                await self._session(db, connection, stop, wakeup)
+
+            async def failed(exc: BaseException) -> None:
+                PUBLISH_FAILURES.inc()
+                await self._update_lag(db)
+
+            await amqp.run_connected(self.settings, self.connection_name, stop, session,
+                                     on_failure=failed)
+
+    async def _acquire_lock(self, db: psycopg.AsyncConnection, stop: asyncio.Event) -> bool:
+        waiting_logged = False
+        while not stop.is_set():
+            cur = await db.execute("SELECT pg_try_advisory_lock(%s) AS ok", (self.lock_key,))
+            if (await cur.fetchone())["ok"]:
+                return True
+            if not waiting_logged:
+                log.info("publisher.standby")
+                waiting_logged = True
+            await _sleep_or_stop(stop, min(0.5, self.settings.projector_poll_interval))
+        return False
+
+    async def _session(self, db: psycopg.AsyncConnection, connection: AbstractConnection,
+                       stop: asyncio.Event, wakeup: Wakeup) -> None:
+        closed = asyncio.Event()
+        connection.close_callbacks.add(lambda *_: closed.set())
+        channel = await connection.channel(publisher_confirms=True)
+        exchange = await amqp.declare_topology(channel, self.settings)
+        self.connected.set()
+        try:
+            while not stop.is_set():
+                if closed.is_set():
+                    raise ConnectionError("the broker connection closed")
+                if await self.publish_batch(db, exchange, stop) < self.batch_size:
+                    await _wait_for_work(stop, closed, wakeup, self.settings.projector_poll_interval)
+        finally:
+            self.connected.clear()
+
+    async def publish_batch(self, db: psycopg.AsyncConnection, exchange: AbstractExchange,
+                            stop: asyncio.Event | None = None) -> int:
+        """Publish the first rows of the outbox and delete the confirmed prefix; returns how
+        many rows were read. Raises the first failure after deleting what was confirmed; on
+        ``stop`` it keeps what was confirmed so far and leaves the rest to the next run."""
+        cur = await db.execute(_READ, (self.batch_size,))
+        rows = await cur.fetchall()
+        if not rows:
+            PUBLISH_LAG_EVENTS.set(0)
+            return 0
+        confirmed, failure = await publish_in_order(
+            exchange, [(self._message(row), row["routing_key"]) for row in rows],
+            stall_timeout=self.settings.amqp_timeout, stop=stop or asyncio.Event())
+        if confirmed:
+            await db.execute(_DELETE, (rows[confirmed - 1]["seq"],))
+            EVENTS_PUBLISHED.inc(confirmed)
+            self.published += confirmed
+        await self._update_lag(db)
+        if failure is not None:
+            raise failure
+        return len(rows)
+
+    @staticmethod
+    def _message(row: dict[str, Any]) -> aio_pika.Message:
+        return aio_pika.Message(
+            row["body"].encode(),
+            message_id=str(row["message_id"]),
+            content_type=CONTENT_TYPE,
+            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+        )
+
+    async def _update_lag(self, db: psycopg.AsyncConnection) -> None:
+        cur = await db.execute(_LAG)
+        PUBLISH_LAG_EVENTS.set((await cur.fetchone())["n"])
+
+
+async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:
+    try:
+        await asyncio.wait_for(stop.wait(), seconds)
+    except TimeoutError:
+        pass
+
+
+async def _wait_for_work(stop: asyncio.Event, closed: asyncio.Event, wakeup: Wakeup,
+                         timeout: float) -> None:
+    waiters = {asyncio.create_task(wakeup.wait(timeout)), asyncio.create_task(stop.wait()),
+               asyncio.create_task(closed.wait())}
+    try:
+        await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in waiters:
+            task.cancel()

@@ -1,0 +1,280 @@
+"""``talk projections rebuild``: a fresh copy of the read tables from the first event, built
+beside the live copy and switched in without downtime.
+
+1. Take the replay lock (one rebuild or verify at a time), and drop what a crashed run left
+   (a half-built copy is resumed instead when it is the next version).
+2. Create schema ``read_v<N+1>`` with the tables and their primary keys, and project the
+   whole history into it with its own checkpoint (``rebuild_v<N+1>``), in big chunks
+   (:class:`projector.replay.Replay`), never passing the live projector. The live projector
+   keeps running on the old copy; the query API keeps reading it.
+3. Build the secondary indexes (faster after the bulk load than during it), catch up again.
+4. The switch, one transaction: lock the live checkpoint row (``FOR UPDATE``: a projector
+   batch locks it first thing too, so a batch runs wholly before or wholly after the
+   switch), catch the new copy up to exactly the live checkpoint, point the ``rm_*`` views
+   at the new tables, record the version. Readers in flight finish on the old tables;
+   readers that arrive during the switch wait on the views' lock for its few milliseconds
+   and then read the new tables. A reader holding one view while it waits for another
+   would deadlock with the switch: the switch waits for the views at most half the
+   server's ``deadlock_timeout``, so it is always the one that gives up (a reader never
+   gets an error); it then rolls back and is tried again.
+5. Drop the old schema.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+import psycopg
+import structlog
+
+from events.envelope import Checkpoint
+from events.upcasting import UPCASTERS, Upcasters
+from projector.checkpoints import load_checkpoint, lock_checkpoint
+from projector.progress import Progress
+from projector.read_schema import (
+    LIVE_CHECKPOINT,
+    check_schema_name,
+    create_indexes,
+    create_tables,
+    current_version,
+    point_views_at,
+    schema_version,
+    set_current_version,
+    version_schema,
+)
+from projector.replay import CHUNK_SIZE, Replay
+from services.db import Database, make_pool
+from services.settings import Settings
+
+log = structlog.get_logger("talk.rebuild")
+
+REPLAY_LOCK = 0x74616C6B_72706C79  # "talkrply": one rebuild or verify at a time
+SCRATCH_SCHEMA = "read_verify"
+VERIFY_CHECKPOINT = "verify"
+CHECKPOINT_LOCK_TIMEOUT = "30s"  # a projector batch in flight finishes first
+SWITCH_ATTEMPTS = 30
+DROP_ATTEMPTS = 30
+
+ProgressFactory = Callable[[str, int], Progress]
+
+
+class ReplayBusy(RuntimeError):
+    def __init__(self) -> None:
+        super().__init__("another `talk projections rebuild` or `verify` is running")
+
+
+@dataclass(frozen=True)
+class RebuildResult:
+    version: int
+    schema: str
+    events: int
+    seconds: float
+    checkpoint: Checkpoint
+    old_schema_dropped: bool
+
+    @property
+    def events_per_second(self) -> float:
+        return self.events / self.seconds if self.seconds > 0 else 0.0
+
+
+@asynccontextmanager
+async def replay_lock(db: Database) -> AsyncIterator[None]:
+    """A session-level advisory lock held for the whole run (released with its connection
+    if the process dies)."""
+    async with db.statement("replay_lock") as conn:
+        cur = await conn.execute("SELECT pg_try_advisory_lock(%s) AS ok", (REPLAY_LOCK,))
+        if not (await cur.fetchone())["ok"]:
+            raise ReplayBusy()
+        try:
+            yield
+        finally:
+            with contextlib.suppress(psycopg.Error):
+                await conn.execute("SELECT pg_advisory_unlock(%s)", (REPLAY_LOCK,))
+
+
+async def replay_schemas(db: Database) -> list[str]:
+    """Every schema a rebuild or verify may have made."""
+    async with db.statement("replay_list_schemas") as conn:
+        cur = await conn.execute(
+            "SELECT nspname FROM pg_namespace WHERE nspname ~ '^read_v[0-9]+$' OR nspname = %s"
+            " ORDER BY nspname", (SCRATCH_SCHEMA,))
+        return [row["nspname"] for row in await cur.fetchall()]
+
+
+async def drop_schema(db: Database, schema: str) -> bool:
+    """Drop a schema no view reads any more, once the readers still on its tables are done.
+    Its tables are locked one by one, and a reader whose plan was cached may still lock
+    them in another order: the same short ``lock_timeout`` as the switch, and retries.
+    False if it never got them (the next rebuild drops it)."""
+    schema = check_schema_name(schema)
+    delay = 0.05
+    for attempt in range(1, DROP_ATTEMPTS + 1):
+        try:
+            async with db.transaction("replay_drop_schema") as conn:
+                lock_timeout = await _below_deadlock_timeout(conn)
+                await conn.execute(f"SET LOCAL lock_timeout = '{lock_timeout}ms'")
+                if (version := schema_version(schema)) is not None:
+                    if version == await current_version(conn):
+                        raise RuntimeError(f"refusing to drop {schema}: the views read it")
+                await conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+            return True
+        except (psycopg.errors.LockNotAvailable, psycopg.errors.DeadlockDetected) as exc:
+            log.info("replay.drop_waiting", schema=schema, attempt=attempt,
+                     reason=type(exc).__name__)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 2.0)
+    log.warning("replay.drop_gave_up", schema=schema)
+    return False
+
+
+async def _prepare(db: Database, replay: Replay) -> bool:
+    """Clear what earlier runs left; returns whether ``replay`` resumes a half-built copy."""
+    async with db.statement("rebuild_inspect") as conn:
+        current = await current_version(conn)
+        cur = await conn.execute("SELECT 1 FROM projector_checkpoints WHERE name = %s",
+                                 (replay.checkpoint_name,))
+        has_checkpoint = await cur.fetchone() is not None
+    resume = False
+    for schema in await replay_schemas(db):
+        if schema == replay.schema and has_checkpoint:
+            resume = True
+        elif schema_version(schema) != current:
+            await drop_schema(db, schema)
+    async with db.statement("rebuild_clear_checkpoints") as conn:
+        await conn.execute(
+            "DELETE FROM projector_checkpoints WHERE (name LIKE 'rebuild\\_v%%' OR name = %s)"
+            " AND name <> %s", (VERIFY_CHECKPOINT, replay.checkpoint_name if resume else ""))
+    return resume
+
+
+async def create_copy(db: Database, replay: Replay) -> None:
+    """The schema, its tables and the replay's checkpoint, in one transaction (so a copy
+    exists exactly when its checkpoint does)."""
+    async with db.transaction("replay_create_copy") as conn:
+        await create_tables(conn, replay.schema)
+        await conn.execute("DELETE FROM projector_checkpoints WHERE name = %s",
+                           (replay.checkpoint_name,))
+        await conn.execute("INSERT INTO projector_checkpoints (name) VALUES (%s)",
+                           (replay.checkpoint_name,))
+
+
+async def rebuild_read_model(db: Database, *, progress: ProgressFactory = Progress,
+                             chunk_size: int = CHUNK_SIZE,
+                             upcasters: Upcasters = UPCASTERS) -> RebuildResult:
+    started = time.monotonic()
+    async with replay_lock(db):
+        async with db.statement("rebuild_inspect") as conn:
+            current = await current_version(conn)
+        target = current + 1
+        replay = Replay(db, version_schema(target), f"rebuild_v{target}", upcasters=upcasters,
+                        chunk_size=chunk_size)
+        if await _prepare(db, replay):
+            log.info("rebuild.resuming", schema=replay.schema)
+        else:
+            await create_copy(db, replay)
+        await replay.load_checkpoint()
+        bar = progress(f"rebuild {replay.schema}", await replay.remaining())
+        log.info("rebuild.started", schema=replay.schema, events=bar.total,
+                 **{"from": str(replay.checkpoint)})
+        await replay.run(bar)
+        async with db.transaction("rebuild_indexes") as conn:
+            await create_indexes(conn, replay.schema)
+        await replay.run(bar)
+        await _switch(db, replay, target, bar)
+        bar.finish()
+        log.info("rebuild.switched", schema=replay.schema, checkpoint=str(replay.checkpoint))
+        dropped = await drop_schema(db, version_schema(current))
+    return RebuildResult(target, replay.schema, bar.done, time.monotonic() - started,
+                         replay.checkpoint, dropped)
+
+
+async def _switch(db: Database, replay: Replay, target: int, bar: Progress) -> None:
+    delay = 0.05
+    for attempt in range(1, SWITCH_ATTEMPTS + 1):
+        try:
+            async with db.transaction("rebuild_switch") as conn:
+                view_lock_timeout = await _below_deadlock_timeout(conn)
+                await conn.execute(f"SET LOCAL lock_timeout = '{CHECKPOINT_LOCK_TIMEOUT}'")
+                await lock_checkpoint(conn, LIVE_CHECKPOINT)  # the projector waits here
+                await replay.catch_up_on(conn, bar)
+                live = await load_checkpoint(conn, LIVE_CHECKPOINT)
+                if replay.checkpoint != live:
+                    raise RuntimeError(f"the new copy is at {replay.checkpoint}, the live"
+                                       f" checkpoint at {live}")
+                await conn.execute(f"SET LOCAL lock_timeout = '{view_lock_timeout}ms'")
+                await point_views_at(conn, replay.schema)
+                await set_current_version(conn, target)
+                await conn.execute("DELETE FROM projector_checkpoints WHERE name = %s",
+                                   (replay.checkpoint_name,))
+            return
+        except (psycopg.errors.LockNotAvailable, psycopg.errors.DeadlockDetected) as exc:
+            log.info("rebuild.switch_retry", attempt=attempt, reason=type(exc).__name__)
+            await replay.load_checkpoint()  # what the rolled-back catch-up did is undone
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 1.0)
+            await replay.run(bar)
+    raise RuntimeError(f"could not switch to {replay.schema} in {SWITCH_ATTEMPTS} attempts"
+                       " (readers or the projector held the read tables too long)")
+
+
+async def _below_deadlock_timeout(conn: psycopg.AsyncConnection) -> int:
+    """Milliseconds to wait for a lock that a reader may hold while it waits for one of
+    ours: half the server's ``deadlock_timeout``, so the deadlock detector (which would
+    cancel the reader's query) never runs first."""
+    cur = await conn.execute("SELECT setting::int AS ms FROM pg_settings"
+                             " WHERE name = 'deadlock_timeout'")
+    return max(20, (await cur.fetchone())["ms"] // 2)
+
+
+# --- the CLI ------------------------------------------------------------------------------
+
+
+def _pool_for(settings: Settings):
+    return make_pool(settings, min_size=1, max_size=5, name="talk-projections")
+
+
+def run_rebuild(settings: Settings, args: argparse.Namespace) -> int:
+    async def main() -> int:
+        pool = _pool_for(settings)
+        await pool.open()
+        try:
+            result = await rebuild_read_model(Database(pool))
+        except ReplayBusy as exc:
+            print(f"talk projections rebuild: {exc}", flush=True)
+            return 2
+        finally:
+            await pool.close()
+        print(f"rebuilt the read tables into {result.schema} from {result.events:,} events in"
+              f" {result.seconds:.1f}s ({result.events_per_second:,.0f} events/s);"
+              f" the query API reads {result.schema} from checkpoint {result.checkpoint}"
+              + ("" if result.old_schema_dropped else
+                 "; the old copy is still in use and is dropped by the next rebuild"),
+              flush=True)
+        return 0
+
+    return asyncio.run(main())
+
+
+def run_verify(settings: Settings, args: argparse.Namespace) -> int:
+    from projector.verify import print_report, verify_read_model
+
+    async def main() -> int:
+        pool = _pool_for(settings)
+        await pool.open()
+        try:
+            report = await verify_read_model(Database(pool))
+        except ReplayBusy as exc:
+            print(f"talk projections verify: {exc}", flush=True)
+            return 2
+        finally:
+            await pool.close()
+        print_report(report)
+        return 0 if report.identical else 1
+
+    return asyncio.run(main())

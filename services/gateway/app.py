@@ -1,0 +1,111 @@
+"""The gateway's aiohttp app: ``GET /v1.0/ws`` plus ``/livez``, ``/readyz``, ``/metrics``.
+
+Authentication is the shared middleware's: a missing or bad token is answered 401
+(problem+json) before the upgrade. The app owns the feed's task (started on startup,
+stopped on cleanup) and, on shutdown, closes every socket with 1001 before aiohttp waits
+for the handlers to end.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import AsyncIterator, Callable
+from contextlib import suppress
+
+import structlog
+from aiohttp import WSMsgType, web
+
+from query_api.read_store import ReadStore
+from services.gateway.connections import GOING_AWAY_CLOSE, Connection
+from services.gateway.feed import Feed
+from services.gateway.hub import Hub
+from services.gateway.protocol import Session
+from services.gateway.rabbitmq_feed import RabbitMQFeed
+from services.http.app import create_base_app
+from services.http.context import DATABASE, database_ctx
+from services.http.health import READINESS_CHECKS
+from services.http.middlewares import caller_of
+from services.settings import Settings
+
+log = structlog.get_logger("talk.gateway")
+
+WS_PATH = "/v1.0/ws"
+HUB = web.AppKey("gateway_hub", Hub)
+READ_STORE = web.AppKey("gateway_read_store", ReadStore)
+HEARTBEAT = web.AppKey("gateway_heartbeat", float)
+MAX_CLIENT_MESSAGE = 64 * 1024
+MAX_CONCURRENT_REPLAYS = 64
+CLOSE_HANDSHAKE_TIMEOUT = 2.0
+
+
+def install_gateway(app: web.Application, settings: Settings, feed: Feed) -> Hub:
+    """Add the WebSocket route, the hub and the feed's task to ``app`` (which must hold a
+    database, see :func:`services.http.context.database_ctx`)."""
+    hub = Hub(feed, send_buffer_bytes=settings.gateway_send_buffer_bytes,
+              locate_timeout=settings.gateway_resume_timeout,
+              max_replays=MAX_CONCURRENT_REPLAYS)
+    app[HUB] = hub
+    app[HEARTBEAT] = settings.gateway_heartbeat
+    app[READINESS_CHECKS]["stream"] = feed.check
+    app.router.add_get(WS_PATH, websocket_handler)
+    app.on_startup.append(_open_read_store)
+    app.cleanup_ctx.append(_feed_ctx(hub))
+    app.on_shutdown.append(_close_sockets)
+    return hub
+
+
+def create_gateway_app(settings: Settings, feed: Feed | None = None) -> web.Application:
+    """The gateway as its own service; ``feed`` defaults to the RabbitMQ stream."""
+    app = create_base_app(settings, "gateway")
+    app.cleanup_ctx.append(database_ctx(settings, "talk-gateway"))
+    install_gateway(app, settings, feed if feed is not None else RabbitMQFeed(settings))
+    return app
+
+
+async def _open_read_store(app: web.Application) -> None:
+    app[READ_STORE] = ReadStore(app[DATABASE])  # the database opens in an earlier cleanup_ctx
+
+
+def _feed_ctx(hub: Hub) -> Callable[[web.Application], AsyncIterator[None]]:
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        stop = asyncio.Event()
+        task = asyncio.create_task(hub.feed.run(hub.dispatch, stop), name="gateway-feed")
+        try:
+            yield
+        finally:
+            stop.set()
+            with suppress(asyncio.CancelledError, TimeoutError):
+                await asyncio.wait_for(task, 10)
+
+    return ctx
+
+
+async def _close_sockets(app: web.Application) -> None:
+    hub = app[HUB]
+    if len(hub):
+        log.info("gateway.closing_sockets", sockets=len(hub))
+    await hub.close_all(GOING_AWAY_CLOSE, b"server shutdown")
+
+
+async def websocket_handler(request: web.Request) -> web.StreamResponse:
+    caller = caller_of(request)
+    hub = request.app[HUB]
+    ws = web.WebSocketResponse(heartbeat=request.app[HEARTBEAT], compress=False,
+                               max_msg_size=MAX_CLIENT_MESSAGE, timeout=CLOSE_HANDSHAKE_TIMEOUT)
+    await ws.prepare(request)
+    # Sockets of one customer share its id string (an idle socket's memory counts).
+    conn = Connection(ws, request.transport, sys.intern(str(caller.customer_id)),
+                      str(caller.agent_id), hub.send_buffer_bytes)
+    session = Session(hub, conn, request.app[READ_STORE], caller.customer_id, caller.agent_id)
+    hub.add(conn)
+    try:
+        async for message in ws:
+            if message.type is WSMsgType.TEXT:
+                await session.handle(message.data)
+            elif message.type is WSMsgType.BINARY:
+                session.error("malformed_frame", "client messages are JSON text frames")
+    finally:
+        hub.remove(conn)
+        conn.detach()
+    return ws

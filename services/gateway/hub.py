@@ -1,0 +1,84 @@
+"""The hub: every open connection of this gateway process, indexed by agent, and the live
+dispatch of each stream message to the sockets that may see it.
+
+Dispatch is synchronous (it only queues frames), so a message reaches every socket in one
+step of the event loop, and a replay that checks the feed's position between two steps
+sees either all of a message's live deliveries or none.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import structlog
+
+from services.gateway.connections import Connection
+from services.gateway.dedupe import RecentIds
+from services.gateway.feed import Feed, FeedMessage
+from services.gateway.metrics import CONNECTED_SOCKETS, STREAM_MESSAGES, STREAM_OFFSET
+
+log = structlog.get_logger("talk.gateway")
+
+DEDUPE_CAPACITY = 65_536  # message ids remembered to drop republished events
+
+
+class Hub:
+    def __init__(self, feed: Feed, *, send_buffer_bytes: int, locate_timeout: float,
+                 max_replays: int) -> None:
+        self.feed = feed
+        self.send_buffer_bytes = send_buffer_bytes
+        self.locate_timeout = locate_timeout
+        self.replay_slots = asyncio.Semaphore(max_replays)
+        self._by_agent: dict[str, list[Connection]] = {}  # lists: an agent has few sockets
+        self._recent = RecentIds(DEDUPE_CAPACITY)
+        self._delivered = STREAM_MESSAGES.labels("delivered")
+        self._duplicate = STREAM_MESSAGES.labels("duplicate")
+
+    @property
+    def position(self) -> int | None:
+        return self.feed.position
+
+    def __len__(self) -> int:
+        return sum(len(c) for c in self._by_agent.values())
+
+    def connections(self) -> list[Connection]:
+        return [c for conns in self._by_agent.values() for c in conns]
+
+    def add(self, conn: Connection) -> None:
+        self._by_agent.setdefault(conn.agent_id, []).append(conn)
+        CONNECTED_SOCKETS.inc()
+
+    def remove(self, conn: Connection) -> None:
+        conns = self._by_agent.get(conn.agent_id)
+        if conns is None or conn not in conns:
+            return
+        conns.remove(conn)
+        if not conns:
+            del self._by_agent[conn.agent_id]
+        CONNECTED_SOCKETS.dec()
+
+    def dispatch(self, msg: FeedMessage) -> None:
+        """Deliver a live message to every socket whose agent is in its audience (same
+        customer) and that subscribed to a matching topic."""
+        STREAM_OFFSET.set(msg.offset)
+        if self._recent.seen(msg.message_id):
+            self._duplicate.inc()
+            return
+        self._delivered.inc()
+        by_agent = self._by_agent
+        for agent_id in msg.audience:
+            conns = by_agent.get(agent_id)
+            if not conns:
+                continue
+            for conn in conns:
+                if conn.customer_id != msg.customer_id:
+                    continue
+                topic = conn.live_topic(msg)
+                if topic is not None:
+                    conn.send_event(msg, topic)
+        msg.drop_frames()
+
+    async def close_all(self, code: int, message: bytes) -> None:
+        closers = [conn.start_close(code, message) for conn in self.connections()]
+        if closers:
+            await asyncio.gather(*closers, return_exceptions=True)

@@ -1,0 +1,104 @@
+"""The in-process feed: the published stream kept in memory, for ``talk up`` without
+RabbitMQ. Whoever publishes (the projector, after each committed batch, on the same event
+loop) calls :meth:`InProcessFeed.publish` with each message body exactly as it would be
+published to the exchange; the gateway reads it through the :class:`~services.gateway.feed.Feed`
+interface like the RabbitMQ stream.
+
+Offsets count from 0 in this process; retention is the last ``retention`` messages, so a
+resume token older than that (or from before a restart) gets ``resync_required``.
+
+:class:`FeedExchange` stands in for the RabbitMQ exchange: the outbox publisher's
+``publish_batch(db, exchange)`` given one "publishes" straight into the feed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import orjson
+import structlog
+from aio_pika.abc import AbstractMessage
+
+from services.gateway.feed import Deliver, FeedMessage, MalformedMessage
+
+log = structlog.get_logger("talk.gateway")
+
+DEFAULT_RETENTION = 10_000
+
+
+class InProcessFeed:
+    def __init__(self, retention: int = DEFAULT_RETENTION) -> None:
+        self._log: deque[FeedMessage] = deque(maxlen=retention)
+        self._next_offset = 0
+        self._position: int | None = None
+        self._ready = asyncio.Event()
+        self._deliver: Deliver | None = None
+        self._appended = asyncio.Event()
+
+    @property
+    def position(self) -> int | None:
+        return self._position
+
+    @property
+    def ready(self) -> asyncio.Event:
+        return self._ready
+
+    async def check(self) -> None:
+        if not self._ready.is_set():
+            raise ConnectionError("the in-process feed is not running")
+
+    def publish(self, body: dict[str, Any], message_id: str | None = None) -> None:
+        """Append one published message (the body of DESIGN's "Published stream") and hand
+        it to the gateway. Never waits."""
+        try:
+            msg = FeedMessage.from_body(self._next_offset, body, message_id)
+        except MalformedMessage as exc:
+            log.error("gateway.malformed_message", error=str(exc))
+            return
+        self._next_offset += 1
+        self._log.append(msg)
+        self._position = msg.offset
+        if self._deliver is not None:
+            self._deliver(msg)
+        self._appended.set()
+        self._appended = asyncio.Event()
+
+    async def run(self, deliver: Deliver, stop: asyncio.Event) -> None:
+        self._deliver = deliver
+        self._ready.set()
+        try:
+            await stop.wait()
+        finally:
+            self._ready.clear()
+            self._deliver = None
+
+    @asynccontextmanager
+    async def replay(self, start: int) -> AsyncIterator[AsyncIterator[FeedMessage]]:
+        yield self._read_from(start)
+
+    async def _read_from(self, start: int) -> AsyncIterator[FeedMessage]:
+        offset = start
+        while True:
+            first = self._log[0].offset if self._log else self._next_offset
+            offset = max(offset, first)
+            if offset < self._next_offset:
+                msg = self._log[offset - first]
+                offset += 1
+                yield msg
+            else:
+                await self._appended.wait()
+
+
+class FeedExchange:
+    """Quacks like the aio-pika exchange the publisher publishes to, and hands each message
+    to an :class:`InProcessFeed` instead (the body as published, its ``message_id``)."""
+
+    def __init__(self, feed: InProcessFeed) -> None:
+        self.feed = feed
+
+    async def publish(self, message: AbstractMessage, routing_key: str, **_: object) -> None:
+        self.feed.publish(orjson.loads(message.body), message.message_id)

@@ -1,0 +1,482 @@
+"""The OpenAPI 3.1 document of the Talk API (command and query APIs, one document), served
+at ``GET /v1.0/openapi.json`` without authentication.
+
+It is generated, not written: the paths come from the route tables
+(``command_api.routes.ROUTES`` and ``query_api.routes.ROUTES``) so it cannot miss a route;
+request bodies and query strings come from the pydantic models the handlers parse them with;
+answers from the response models below (the exact fields of DESIGN). ``OPERATIONS`` says,
+per route, which models apply; a route without an entry still appears, marked
+``x-talk-undocumented`` (a test refuses that).
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal
+from uuid import UUID
+
+import orjson
+from aiohttp import web
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.json_schema import models_json_schema
+
+from command_api import requests as rq
+from command_api.domain import rules
+from command_api.http import POSITION_HEADER
+from command_api.idempotency import HEADER as IDEMPOTENCY_HEADER
+from command_api.idempotency import MAX_KEY_LENGTH
+from query_api.consistency import HEADER as MIN_POSITION_HEADER
+from query_api.messages import MessageListQuery
+from query_api.pagination import PageQuery
+from services.http.problems import PROBLEM_JSON, TITLES
+
+OPENAPI_PATH = "/v1.0/openapi.json"
+REQUEST_ID_HEADER = "X-Request-ID"
+REF = "#/components/schemas/{model}"
+
+# --- response models: the resources exactly as the API serves them -------------------------
+
+TIMESTAMP = r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}\.\d{6}$"
+OPTIONAL_TIMESTAMP = r"^(\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}\.\d{6})?$"
+
+Timestamp = Annotated[str, Field(pattern=TIMESTAMP,
+                                 description="UTC, `YYYY-MM-DD HH:MM:SS.ffffff`")]
+OptionalTimestamp = Annotated[str, Field(pattern=OPTIONAL_TIMESTAMP,
+                                         description="UTC, `YYYY-MM-DD HH:MM:SS.ffffff`; "
+                                                     "`\"\"` when unset")]
+
+
+class Resource(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Talk(Resource):
+    """A talk (chat)."""
+
+    id: UUID
+    customer_id: UUID
+    type: Literal["normal", "group"]
+    name: str
+    detail: str
+    member_count: int = Field(ge=0, description="current participants, always exact")
+    tm_create: Timestamp
+    tm_update: OptionalTimestamp
+    tm_delete: OptionalTimestamp = Field(description="set once the talk is deleted")
+
+
+class Participant(Resource):
+    """A current (or, in a removal's answer, just removed) participant of a talk."""
+
+    id: UUID
+    customer_id: UUID
+    owner_type: Literal["agent"]
+    owner_id: UUID
+    chat_id: UUID
+    tm_joined: Timestamp
+
+
+class Media(Resource):
+    type: str = Field(description="a MIME type")
+    url: str = Field(description="an http(s) URL")
+    name: str
+
+
+class Reaction(Resource):
+    emoji: str
+    owner_type: Literal["agent"]
+    owner_id: UUID
+    tm_create: Timestamp
+
+
+class MessageMetadata(Resource):
+    reactions: list[Reaction]
+
+
+class Message(Resource):
+    """A message; a deleted one is a tombstone (`tm_delete` set, `text` and `medias` empty)."""
+
+    id: UUID
+    customer_id: UUID
+    owner_type: Literal["agent", "system"]
+    owner_id: UUID
+    chat_id: UUID
+    parent_id: UUID | Literal[""] = Field(description="the message replied to; `\"\"` if none")
+    type: Literal["normal", "system"]
+    text: str
+    medias: list[Media]
+    metadata: MessageMetadata
+    tm_create: Timestamp
+    tm_update: OptionalTimestamp
+    tm_delete: OptionalTimestamp
+
+
+NEXT_PAGE_TOKEN = Field(description="opaque; `\"\"` at the end. A bare timestamp in the API "
+                                    "format is accepted as a token too.")
+
+
+class TalkList(Resource):
+    result: list[Talk] = Field(description="newest first")
+    next_page_token: str = NEXT_PAGE_TOKEN
+
+
+class ParticipantList(Resource):
+    result: list[Participant]
+    next_page_token: str = NEXT_PAGE_TOKEN
+
+
+class MessageList(Resource):
+    result: list[Message] = Field(description="newest first")
+    next_page_token: str = NEXT_PAGE_TOKEN
+
+
+class FieldProblem(Resource):
+    field: str
+    message: str
+
+
+class Problem(BaseModel):
+    """RFC 9457 problem details (`application/problem+json`)."""
+
+    type: str
+    title: str
+    status: int = Field(ge=400, le=599)
+    detail: str
+    request_id: str
+    errors: list[FieldProblem] = Field(default_factory=list,
+                                       description="field problems, when there are any")
+
+
+RESPONSE_MODELS: tuple[type[BaseModel], ...] = (
+    Talk, Participant, Message, TalkList, ParticipantList, MessageList, Problem)
+
+# --- what each route takes and answers -----------------------------------------------------
+
+COMMAND_ERRORS = (400, 401, 403, 404, 409)
+BODY_ERRORS = (413, 415)  # too large, not JSON: where a body is read
+QUERY_ERRORS = (400, 401, 403, 404, 503)
+
+
+@dataclass(frozen=True)
+class Operation:
+    operation_id: str
+    summary: str
+    tag: str
+    answer: type[BaseModel]
+    body: type[BaseModel] | None = None
+    body_required: bool = True
+    query: type[BaseModel] | None = None
+    query_exclude: frozenset[str] = frozenset()
+    extra_query: tuple[dict[str, Any], ...] = ()
+    errors: tuple[int, ...] = COMMAND_ERRORS
+    description: str = ""
+
+
+V = "/v1.0"
+CHATS = f"{V}/service_agents/talk_chats"
+MESSAGES = f"{V}/service_agents/talk_messages"
+
+EMOJI_QUERY = {"name": "emoji", "in": "query", "required": False,
+               "description": "the emoji to remove (instead of a body)",
+               "schema": {"type": "string", "minLength": 1, "maxLength": 64}}
+
+OPERATIONS: dict[tuple[str, str], Operation] = {
+    ("POST", CHATS): Operation(
+        "createChat", "Create a talk; the caller joins it", "talks", Talk, rq.CreateChatRequest,
+        description="A `normal` talk holds at most 2 participants."),
+    ("GET", CHATS): Operation(
+        "listChats", "Talks the caller is in (not deleted), newest first", "talks", TalkList,
+        query=PageQuery, errors=QUERY_ERRORS),
+    ("GET", f"{CHATS}/{{chat_id}}"): Operation(
+        "getChat", "A talk (participants only)", "talks", Talk, errors=QUERY_ERRORS),
+    ("PUT", f"{CHATS}/{{chat_id}}"): Operation(
+        "updateChat", "Change a talk's name and/or detail (one at least)", "talks", Talk,
+        rq.UpdateChatRequest),
+    ("DELETE", f"{CHATS}/{{chat_id}}"): Operation(
+        "deleteChat", "Soft-delete a talk (sets tm_delete)", "talks", Talk),
+    ("GET", f"{CHATS}/{{chat_id}}/participants"): Operation(
+        "listParticipants", "The participants of a talk", "participants", ParticipantList,
+        errors=QUERY_ERRORS),
+    ("POST", f"{CHATS}/{{chat_id}}/participants"): Operation(
+        "addParticipant", "Add an agent to a talk", "participants", Participant,
+        rq.AddParticipantRequest,
+        description="409 if the agent is already in, or if a normal talk is full."),
+    ("DELETE", f"{CHATS}/{{chat_id}}/participants/{{participant_id}}"): Operation(
+        "removeParticipant", "Remove a participant (answers the removed participant)",
+        "participants", Participant),
+    ("POST", MESSAGES): Operation(
+        "postMessage", "Post a message (participants only)", "messages", Message,
+        rq.PostMessageRequest),
+    ("GET", MESSAGES): Operation(
+        "listMessages", "A talk's messages, or one thread's replies, newest first", "messages",
+        MessageList, query=MessageListQuery, errors=QUERY_ERRORS,
+        description="Deleted messages appear as tombstones."),
+    ("GET", f"{MESSAGES}/{{message_id}}"): Operation(
+        "getMessage", "A message (participants only)", "messages", Message, errors=QUERY_ERRORS),
+    ("PUT", f"{MESSAGES}/{{message_id}}"): Operation(
+        "editMessage", "Edit a message's text (author only)", "messages", Message,
+        rq.EditMessageRequest),
+    ("DELETE", f"{MESSAGES}/{{message_id}}"): Operation(
+        "deleteMessage", "Soft-delete a message (author only)", "messages", Message),
+    ("POST", f"{MESSAGES}/{{message_id}}/reactions"): Operation(
+        "addReaction", "React to a message", "reactions", Message, rq.ReactionRequest),
+    ("DELETE", f"{MESSAGES}/{{message_id}}/reactions"): Operation(
+        "removeReaction", "Remove the caller's own reaction (emoji in the body or the query)",
+        "reactions", Message, rq.ReactionRequest, body_required=False,
+        extra_query=(EMOJI_QUERY,)),
+    # The overview page's short forms.
+    ("POST", f"{V}/talks"): Operation(
+        "createTalk", "Create a talk (short form)", "short forms", Talk, rq.CreateTalkRequest),
+    ("POST", f"{V}/talks/{{chat_id}}/participants"): Operation(
+        "addTalkParticipant", "Add an agent to a talk (short form)", "short forms",
+        Participant, rq.AddTalkParticipantRequest),
+    ("DELETE", f"{V}/talks/{{chat_id}}/participants/{{participant_id}}"): Operation(
+        "removeTalkParticipant", "Remove a participant (short form)", "short forms",
+        Participant),
+    ("POST", f"{V}/talks/{{chat_id}}/messages"): Operation(
+        "postTalkMessage", "Post a message (short form)", "short forms", Message,
+        rq.PostTalkMessageRequest),
+    ("GET", f"{V}/talks/{{chat_id}}/messages"): Operation(
+        "listTalkMessages", "A talk's messages, newest first (short form)", "short forms",
+        MessageList, query=MessageListQuery, query_exclude=frozenset({"chat_id"}),
+        errors=QUERY_ERRORS),
+    ("POST", f"{V}/messages/{{message_id}}/reactions"): Operation(
+        "addMessageReaction", "React to a message (short form)", "short forms", Message,
+        rq.ReactionRequest),
+}
+
+# --- building the document -----------------------------------------------------------------
+
+_PATH_PARAM = re.compile(r"{([^}:]+)(?::[^}]*)?}")
+
+
+def talk_routes() -> list[tuple[str, str]]:
+    """(method, path) of every API route, from the two route tables."""
+    # Imported here: query_api.routes imports this module to serve the document.
+    from command_api.routes import ROUTES as COMMAND_ROUTES
+    from query_api.routes import ROUTES as QUERY_ROUTES
+
+    return [(method, path) for method, path, _ in [*COMMAND_ROUTES, *QUERY_ROUTES]]
+
+
+# What the domain rules (command_api/domain/rules.py) add to the request models' types: the
+# request models check types only, the domain checks meaning, and a client should see both.
+_TYPE = {"enum": list(rules.CHAT_TYPES)}
+_NAME = {"maxLength": rules.NAME_MAX}
+_DETAIL = {"maxLength": rules.DETAIL_MAX}
+_TEXT = {"maxLength": rules.TEXT_MAX,
+         "description": f"at most {rules.TEXT_MAX:,} characters; required unless `medias` "
+                        "is not empty"}
+_EMOJI = {"minLength": 1, "maxLength": rules.EMOJI_MAX,
+          "description": "a Unicode emoji (sequence) or a short name such as `thumbsup`"}
+REQUEST_RULES: dict[tuple[str, str], dict[str, Any]] = {
+    ("CreateChatRequest", "type"): _TYPE,
+    ("CreateChatRequest", "name"): _NAME,
+    ("CreateChatRequest", "detail"): _DETAIL,
+    ("CreateTalkRequest", "type"): _TYPE,
+    ("CreateTalkRequest", "name"): _NAME,
+    ("CreateTalkRequest", "detail"): _DETAIL,
+    ("UpdateChatRequest", "name"): _NAME,
+    ("UpdateChatRequest", "detail"): _DETAIL,
+    ("ParticipantRef", "owner_type"): {"enum": ["agent"]},
+    ("AddParticipantRequest", "owner_type"): {"enum": ["agent"]},
+    ("PostMessageRequest", "type"): {"enum": ["normal"], "description": "agents post `normal`"},
+    ("PostMessageRequest", "text"): _TEXT,
+    ("PostMessageRequest", "medias"): {"maxItems": rules.MEDIAS_MAX},
+    ("PostTalkMessageRequest", "type"): {"enum": ["normal"]},
+    ("PostTalkMessageRequest", "text"): _TEXT,
+    ("PostTalkMessageRequest", "medias"): {"maxItems": rules.MEDIAS_MAX},
+    ("MediaRequest", "type"): {"maxLength": rules.MEDIA_TYPE_MAX, "pattern": r"^[\w.+-]+/[\w.+-]+$",
+                               "description": "a MIME type such as image/png"},
+    ("MediaRequest", "url"): {"maxLength": rules.MEDIA_URL_MAX, "pattern": "^[Hh][Tt][Tt][Pp][Ss]?://",
+                              "description": "an http(s) URL"},
+    ("MediaRequest", "name"): {"maxLength": rules.MEDIA_NAME_MAX},
+    ("EditMessageRequest", "text"): _TEXT,
+    ("ReactionRequest", "emoji"): _EMOJI,
+}
+
+
+def _refine(prop: dict[str, Any], extra: dict[str, Any]) -> None:
+    """Add ``extra`` to a property, or to its non-null branches when it is nullable."""
+    branches = [b for b in prop.get("anyOf", ()) if b != {"type": "null"}]
+    for target in branches or [prop]:
+        target.update({k: v for k, v in extra.items() if k != "description" or not branches})
+    if "description" in extra:
+        prop["description"] = extra["description"]
+
+
+def _schemas() -> dict[str, Any]:
+    models: list[tuple[type[BaseModel], Literal["validation", "serialization"]]] = [
+        (m, "serialization") for m in RESPONSE_MODELS]
+    inputs = {op.body for op in OPERATIONS.values() if op.body is not None}
+    models += [(m, "validation") for m in sorted(inputs, key=lambda m: m.__name__)]
+    _, top = models_json_schema(models, ref_template=REF)
+    schemas = top.get("$defs", {})
+    for (model, name), extra in REQUEST_RULES.items():
+        prop = schemas.get(model, {}).get("properties", {}).get(name)
+        if prop is not None:  # a renamed field loses its refinement, not the document
+            _refine(prop, extra)
+    return schemas
+
+
+def _without_null(schema: dict[str, Any]) -> dict[str, Any]:
+    """A query parameter is absent rather than null: drop the null branch and default."""
+    schema = {k: v for k, v in schema.items() if k != "title"}
+    if schema.get("default", ...) is None:
+        del schema["default"]
+    branches = schema.get("anyOf")
+    if branches:
+        rest = [b for b in branches if b != {"type": "null"}]
+        if len(rest) == 1:
+            del schema["anyOf"]
+            schema.update(rest[0])
+        else:
+            schema["anyOf"] = rest
+    return schema
+
+
+def _query_parameters(op: Operation) -> list[dict[str, Any]]:
+    params: list[dict[str, Any]] = []
+    if op.query is not None:
+        schema = op.query.model_json_schema()
+        required = set(schema.get("required", ()))
+        for name, prop in schema.get("properties", {}).items():
+            if name in op.query_exclude:
+                continue
+            param: dict[str, Any] = {"name": name, "in": "query", "required": name in required,
+                                     "schema": _without_null(prop)}
+            if "description" in prop:
+                param["description"] = prop["description"]
+            params.append(param)
+    params += [dict(p) for p in op.extra_query]
+    return params
+
+
+def _path_parameters(path: str) -> list[dict[str, Any]]:
+    return [{"name": name, "in": "path", "required": True,
+             "schema": {"type": "string", "format": "uuid"}}
+            for name in _PATH_PARAM.findall(path)]
+
+
+def _header_parameters(method: str) -> list[dict[str, Any]]:
+    if method == "GET":
+        return [{"name": MIN_POSITION_HEADER, "in": "header", "required": False,
+                 "description": "wait (a bounded time) until the read side has applied the "
+                                f"command whose answer carried this `{POSITION_HEADER}`; "
+                                "503 with Retry-After if it has not",
+                 "schema": {"type": "integer", "minimum": 0,
+                            "maximum": 9223372036854775807}}]
+    if method == "POST":
+        return [{"name": IDEMPOTENCY_HEADER, "in": "header", "required": False,
+                 "description": "a retry with the same key (same caller, within 24 hours) "
+                                "answers the first response; the same key with another body: "
+                                "422",
+                 "schema": {"type": "string", "minLength": 1, "maxLength": MAX_KEY_LENGTH}}]
+    return []
+
+
+def _problem_response(status: int) -> dict[str, Any]:
+    response: dict[str, Any] = {
+        "description": TITLES.get(status, "Error"),
+        "content": {PROBLEM_JSON: {"schema": {"$ref": REF.format(model="Problem")}}},
+    }
+    headers = {REQUEST_ID_HEADER: {"$ref": "#/components/headers/RequestId"}}
+    if status == 401:
+        headers["WWW-Authenticate"] = {"schema": {"type": "string"}}
+    if status == 503:
+        headers["Retry-After"] = {"schema": {"type": "string"},
+                                  "description": "seconds after which to retry"}
+    response["headers"] = headers
+    return response
+
+
+def _operation(method: str, path: str, op: Operation | None) -> dict[str, Any]:
+    params = _path_parameters(path)
+    if op is None:
+        return {"summary": "undocumented route", "x-talk-undocumented": True,
+                "parameters": params,
+                "responses": {"default": _problem_response(500) | {"description": "any answer"}}}
+    params += _query_parameters(op) + _header_parameters(method)
+    headers: dict[str, Any] = {REQUEST_ID_HEADER: {"$ref": "#/components/headers/RequestId"}}
+    if method != "GET":
+        headers[POSITION_HEADER] = {"$ref": "#/components/headers/Position"}
+    errors = set(op.errors)
+    if op.body is not None:
+        errors.update(BODY_ERRORS)
+    if method == "POST":
+        errors.add(422)  # an Idempotency-Key reused with another request
+    out: dict[str, Any] = {
+        "operationId": op.operation_id,
+        "summary": op.summary,
+        "tags": [op.tag],
+        "parameters": params,
+        "responses": {
+            "200": {"description": "OK", "headers": headers, "content": {
+                "application/json": {"schema": {"$ref": REF.format(model=op.answer.__name__)}}}},
+            **{str(s): _problem_response(s) for s in sorted(errors)},
+            "default": _problem_response(500) | {"description": "another problem"},
+        },
+    }
+    if op.description:
+        out["description"] = op.description
+    if op.body is not None:
+        out["requestBody"] = {"required": op.body_required, "content": {
+            "application/json": {"schema": {"$ref": REF.format(model=op.body.__name__)}}}}
+    return out
+
+
+def build_document(routes: list[tuple[str, str]]) -> dict[str, Any]:
+    """The OpenAPI 3.1 document for these (method, path) routes."""
+    paths: dict[str, dict[str, Any]] = {}
+    for method, path in routes:
+        openapi_path = _PATH_PARAM.sub(lambda m: "{" + m.group(1) + "}", path)
+        paths.setdefault(openapi_path, {})[method.lower()] = _operation(
+            method, path, OPERATIONS.get((method, path)))
+    paths[OPENAPI_PATH] = {"get": {
+        "operationId": "getOpenApiDocument", "summary": "This document", "tags": ["meta"],
+        "security": [],
+        "responses": {"200": {"description": "OK", "content": {
+            "application/json": {"schema": {"type": "object"}}}}}}}
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "Talk API",
+            "version": "1.0",
+            "description": "Talks, participants, messages, threads and reactions of a "
+                           "contact-center platform (VoIPBIN-compatible). Commands answer "
+                           f"the resource after them with `{POSITION_HEADER}`; queries read "
+                           "the projection and honour `X-Talk-Min-Position`. Errors are "
+                           "`application/problem+json` (RFC 9457).",
+        },
+        "security": [{"bearer": []}, {"token": []}],
+        "tags": [{"name": t} for t in
+                 ("talks", "participants", "messages", "reactions", "short forms", "meta")],
+        "paths": paths,
+        "components": {
+            "schemas": _schemas(),
+            "securitySchemes": {
+                "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT",
+                           "description": "HS256 JWT with claims customer_id, agent_id, exp"},
+                "token": {"type": "apiKey", "in": "query", "name": "token",
+                          "description": "the same JWT as `?token=`"},
+            },
+            "headers": {
+                "RequestId": {"description": "the request's id (also in problem answers)",
+                              "schema": {"type": "string"}},
+                "Position": {"description": "position of the command's last event; send it as "
+                                            f"`{MIN_POSITION_HEADER}` to read your write",
+                             "schema": {"type": "integer", "minimum": 0}},
+            },
+        },
+    }
+
+
+@functools.cache
+def talk_openapi_json() -> bytes:
+    """The served document (built once per process: it depends on code only)."""
+    return orjson.dumps(build_document(talk_routes()))
+
+
+async def serve_openapi(request: web.Request) -> web.Response:
+    return web.Response(body=talk_openapi_json(), content_type="application/json")

@@ -1,0 +1,157 @@
+"""The OpenAPI document against the routes that exist: every route the service registers is
+documented with its method and every documented operation is served; the document is valid
+OpenAPI 3.1; it is served without a token; its response models match what the service
+renders."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from uuid import uuid4
+
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+from openapi_spec_validator import validate
+from pydantic import ValidationError
+
+from query_api.resources import chat_resource, message_resource, participant_resource
+from services.openapi import (
+    OPENAPI_PATH,
+    Message,
+    Participant,
+    Talk,
+    build_document,
+    talk_routes,
+)
+from services.up import build_up_app
+
+NOT_API = ("/livez", "/readyz", "/metrics", OPENAPI_PATH)
+METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
+
+
+def _outside_document(path: str) -> bool:
+    return path in NOT_API or path.startswith(("/v1.0/ws", "/v1.0/audit"))
+
+
+def registered_routes(app) -> set[tuple[str, str]]:
+    """(method, path) of every route the app serves, as OpenAPI writes paths."""
+    out = set()
+    for route in app.router.routes():
+        path = route.resource.canonical if route.resource is not None else ""
+        if route.method in METHODS and not _outside_document(path):
+            out.add((route.method, path))
+    return out
+
+
+def documented_routes(document: dict) -> set[tuple[str, str]]:
+    return {(method.upper(), path)
+            for path, item in document["paths"].items() if not _outside_document(path)
+            for method in item if method.upper() in METHODS}
+
+
+@pytest.fixture(scope="module")
+def document() -> dict:
+    return build_document(talk_routes())
+
+
+def test_every_registered_route_is_documented_and_vice_versa(settings, document):
+    registered = registered_routes(build_up_app(settings))
+    documented = documented_routes(document)
+    assert registered, "the app registers no API route"
+    assert registered - documented == set(), "routes missing from the OpenAPI document"
+    assert documented - registered == set(), "documented operations the service does not serve"
+
+
+def test_every_operation_is_described(document):
+    undocumented = [f"{m.upper()} {p}" for p, item in document["paths"].items()
+                    for m, op in item.items() if op.get("x-talk-undocumented")]
+    assert undocumented == [], "give these routes an entry in services.openapi.OPERATIONS"
+    ids = [op["operationId"] for item in document["paths"].values() for op in item.values()]
+    assert len(ids) == len(set(ids)), "operationIds must be unique"
+
+
+def test_path_parameters_are_uuids_and_match_the_path(document):
+    for path, item in document["paths"].items():
+        names = {seg[1:-1] for seg in path.split("/") if seg.startswith("{")}
+        for method, op in item.items():
+            params = {p["name"]: p for p in op.get("parameters", []) if p["in"] == "path"}
+            assert set(params) == names, f"{method.upper()} {path}"
+            for p in params.values():
+                assert p["required"] is True
+                assert p["schema"] == {"type": "string", "format": "uuid"}
+
+
+def test_operations_declare_auth_errors_and_headers(document):
+    for path, item in document["paths"].items():
+        for method, op in item.items():
+            if path == OPENAPI_PATH:
+                assert op["security"] == []
+                continue
+            assert "security" not in op  # the document-wide bearer / ?token= applies
+            problems = {s for s, r in op["responses"].items()
+                        if "application/problem+json" in r.get("content", {})}
+            assert {"400", "401", "404", "default"} <= problems, f"{method.upper()} {path}"
+            headers = {p["name"] for p in op["parameters"] if p["in"] == "header"}
+            if method == "get":
+                assert "X-Talk-Min-Position" in headers and "503" in problems
+            else:
+                assert "X-Talk-Position" in op["responses"]["200"]["headers"]
+                assert "409" in problems
+            if "requestBody" in op:
+                assert {"413", "415"} <= problems
+            if method == "post":
+                assert "Idempotency-Key" in headers and "422" in problems
+
+
+def test_query_parameters_follow_the_request_models(document):
+    listing = document["paths"]["/v1.0/service_agents/talk_messages"]["get"]
+    params = {p["name"]: p for p in listing["parameters"] if p["in"] == "query"}
+    assert set(params) == {"page_size", "page_token", "chat_id", "parent_id"}
+    assert params["page_size"]["schema"]["minimum"] == 1
+    assert params["page_size"]["schema"]["maximum"] == 100
+    assert params["chat_id"]["required"] is True
+    assert params["parent_id"]["schema"] == {"type": "string", "format": "uuid"}
+    short = document["paths"]["/v1.0/talks/{chat_id}/messages"]["get"]
+    assert "chat_id" not in {p["name"] for p in short["parameters"] if p["in"] == "query"}
+    unreact = document["paths"]["/v1.0/service_agents/talk_messages/{message_id}/reactions"]
+    assert "emoji" in {p["name"] for p in unreact["delete"]["parameters"]}
+    assert unreact["delete"]["requestBody"]["required"] is False
+
+
+def test_the_document_is_valid_openapi_3_1(document):
+    assert document["openapi"].startswith("3.1")
+    validate(document)  # raises OpenAPIValidationError
+
+
+async def test_the_document_is_served_without_a_token(settings, document):
+    client = TestClient(TestServer(build_up_app(settings)))
+    await client.start_server()
+    try:
+        resp = await client.get(OPENAPI_PATH)
+        assert resp.status == 200
+        assert resp.content_type == "application/json"
+        assert await resp.json() == document
+        other = await client.get("/v1.0/service_agents/talk_chats")
+        assert other.status == 401  # the rest still needs one
+    finally:
+        await client.close()
+
+
+def test_response_models_match_the_rendered_resources():
+    now = datetime(2024, 5, 1, 12, 30, 0, 123456, tzinfo=UTC)
+    customer, chat_id, agent = uuid4(), uuid4(), uuid4()
+    chat = {"id": chat_id, "customer_id": customer, "type": "group", "name": "n", "detail": "",
+            "member_count": 2, "tm_create": now, "tm_update": None, "tm_delete": now}
+    participant = {"id": uuid4(), "customer_id": customer, "chat_id": chat_id,
+                   "owner_type": "agent", "owner_id": agent, "tm_joined": now}
+    message = {"id": uuid4(), "customer_id": customer, "chat_id": chat_id, "parent_id": None,
+               "owner_type": "agent", "owner_id": agent, "type": "normal", "text": "hi",
+               "medias": [{"type": "image/png", "url": "https://x.test/a.png", "name": "a"}],
+               "reactions": [{"emoji": "thumbsup", "owner_type": "agent",
+                              "owner_id": str(agent), "tm_create": "2024-05-01 12:30:01.000001"}],
+               "tm_create": now, "tm_update": None, "tm_delete": None}
+    Talk.model_validate(chat_resource(chat))
+    Participant.model_validate(participant_resource(participant))
+    Message.model_validate(message_resource(message))
+    Message.model_validate(message_resource({**message, "parent_id": uuid4()}))
+    with pytest.raises(ValidationError):  # the models are strict: an unknown field fails
+        Talk.model_validate({**chat_resource(chat), "extra": 1})
