@@ -33,6 +33,7 @@ from projector.published import CONTENT_TYPE
 from projector.wakeup import Wakeup
 from services import amqp
 from services.settings import Settings
+from services.stopping import sleep_or_stop
 
 log = structlog.get_logger("talk.publisher")
 
@@ -58,13 +59,16 @@ _LAG = "SELECT coalesce(max(seq) - min(seq) + 1, 0) AS n FROM outbox"
 
 
 class Publisher:
-    """Runs until ``stop`` is set."""
+    """Publishes the outbox to RabbitMQ; runs until ``stop`` is set."""
+
+    uses_broker = True
 
     def __init__(self, settings: Settings, *, lock_key: int = PUBLISHER_LOCK,
                  connection_name: str = "talk-publisher") -> None:
         self.settings = settings
         self.url = settings.require_database_url()
-        amqp.require_amqp_url(settings)
+        if self.uses_broker:
+            amqp.require_amqp_url(settings)
         self.lock_key = lock_key
         self.connection_name = connection_name
         self.batch_size = settings.projector_batch_size
@@ -81,13 +85,13 @@ class Publisher:
                     backoff = 0.2
                 except psycopg.Error as exc:
                     log.warning("publisher.database_lost", error=str(exc), retry_in=backoff)
-                    await _sleep_or_stop(stop, backoff)
+                    await sleep_or_stop(stop, backoff)
                     backoff = min(backoff * 2, 5.0)
                 except asyncio.CancelledError:
                     raise
                 except Exception:  # never die quietly: the outbox waits for us
                     log.exception("publisher.failed", retry_in=backoff)
-                    await _sleep_or_stop(stop, backoff)
+                    await sleep_or_stop(stop, backoff)
                     backoff = min(backoff * 2, 30.0)
                 finally:
                     self._set_active(False)
@@ -99,11 +103,14 @@ class Publisher:
         else:
             self.active.clear()
 
-    async def _run_locked(self, stop: asyncio.Event, wakeup: Wakeup) -> None:
-        async with await psycopg.AsyncConnection.connect(
+    async def _connect(self) -> psycopg.AsyncConnection:
+        return await psycopg.AsyncConnection.connect(
             self.url, autocommit=True, row_factory=dict_row, application_name="talk-publisher",
             connect_timeout=self.settings.db_connect_timeout,
-        ) as db:
+        )
+
+    async def _run_locked(self, stop: asyncio.Event, wakeup: Wakeup) -> None:
+        async with await self._connect() as db:
             if not await self._acquire_lock(db, stop):
                 return
             self._set_active(True)
@@ -129,7 +136,7 @@ class Publisher:
             if not waiting_logged:
                 log.info("publisher.standby")
                 waiting_logged = True
-            await _sleep_or_stop(stop, min(0.5, self.settings.projector_poll_interval))
+            await sleep_or_stop(stop, min(0.5, self.settings.projector_poll_interval))
         return False
 
     async def _session(self, db: psycopg.AsyncConnection, connection: AbstractConnection,
@@ -144,7 +151,7 @@ class Publisher:
                 if closed.is_set():
                     raise ConnectionError("the broker connection closed")
                 if await self.publish_batch(db, exchange, stop) < self.batch_size:
-                    await _wait_for_work(stop, closed, wakeup, self.settings.projector_poll_interval)
+                    await wait_for_work(stop, closed, wakeup, self.settings.projector_poll_interval)
         finally:
             self.connected.clear()
 
@@ -184,14 +191,8 @@ class Publisher:
         PUBLISH_LAG_EVENTS.set((await cur.fetchone())["n"])
 
 
-async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:
-    try:
-        await asyncio.wait_for(stop.wait(), seconds)
-    except TimeoutError:
-        pass
 
-
-async def _wait_for_work(stop: asyncio.Event, closed: asyncio.Event, wakeup: Wakeup,
+async def wait_for_work(stop: asyncio.Event, closed: asyncio.Event, wakeup: Wakeup,
                          timeout: float) -> None:
     waiters = {asyncio.create_task(wakeup.wait(timeout)), asyncio.create_task(stop.wait()),
                asyncio.create_task(closed.wait())}

@@ -7,7 +7,6 @@ runs them in pipeline mode, so none of them may read a result back.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from uuid import UUID
 
 import psycopg
 from psycopg.types.json import Jsonb
@@ -127,6 +126,3 @@ async def apply_event(conn: psycopg.AsyncConnection, stored: StoredEvent) -> ev.
     await APPLIERS[stored.type](conn, stored, event)
     return event
 
-
-def chat_id_of(event: ev.Event) -> UUID:
-    return event.chat_id  # every catalogue event names its talk

@@ -24,6 +24,7 @@ from projector.checkpoints import load_checkpoint, lock_checkpoint, save_checkpo
 from projector.read_model import apply_event
 from projector.wakeup import Wakeup
 from services.settings import Settings
+from services.stopping import sleep_or_stop
 
 log = structlog.get_logger("talk.projector")
 
@@ -73,7 +74,7 @@ class Projector:
                     raise
                 except (psycopg.Error, OSError) as exc:  # /readyz reports Postgres itself
                     log.warning("projector.connection_lost", error=str(exc), retry_in=backoff)
-                    await _sleep_or_stop(stop, backoff)
+                    await sleep_or_stop(stop, backoff)
                     backoff = min(backoff * 2, 5.0)
                 except Exception as exc:
                     # An event that cannot be applied (e.g. no upcaster for its schema
@@ -82,7 +83,7 @@ class Projector:
                     PROJECTOR_FAILURES.inc()
                     log.exception("projector.batch_failed", checkpoint=str(self.checkpoint),
                                   retry_in=backoff)
-                    await _sleep_or_stop(stop, backoff)
+                    await sleep_or_stop(stop, backoff)
                     backoff = min(backoff * 2, 30.0)
                 finally:
                     self._set_active(False)
@@ -131,7 +132,7 @@ class Projector:
             if not waiting_logged:
                 log.info("projector.standby", name=self.name)
                 waiting_logged = True
-            await _sleep_or_stop(stop, min(0.5, self.settings.projector_poll_interval))
+            await sleep_or_stop(stop, min(0.5, self.settings.projector_poll_interval))
         return False
 
     async def project_batch(self, conn: psycopg.AsyncConnection, limit: int) -> int:
@@ -171,12 +172,6 @@ class Projector:
         PROJECTION_LAG_EVENTS.set(row["n"])
         PROJECTION_LAG_SECONDS.set(float(row["age"] or 0.0))
 
-
-async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:
-    try:
-        await asyncio.wait_for(stop.wait(), seconds)
-    except TimeoutError:
-        pass
 
 
 async def _wait_either(stop: asyncio.Event, wakeup: Wakeup, timeout: float) -> None:

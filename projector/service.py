@@ -7,19 +7,21 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
+from projector.inprocess_publisher import InProcessPublisher
 from projector.outbox import Outbox
 from projector.publisher import Publisher
 from projector.runner import Projector
 from services.db import Database, make_pool
+from services.gateway.inprocess_feed import InProcessFeed
 from services.http.app import create_base_app, install_stop_signals, serve_until
 from services.http.health import READINESS_CHECKS
 from services.settings import Settings
 
 
-def build_projector(settings: Settings) -> Projector:
-    """The projector with everything it feeds: with ``amqp_url`` set, it also writes the
-    outbox that :class:`Publisher` publishes."""
-    if not settings.amqp_url:
+def build_projector(settings: Settings, *, with_outbox: bool | None = None) -> Projector:
+    """The projector with everything it feeds: with ``amqp_url`` set (or ``with_outbox``), it
+    also writes the outbox that a publisher publishes."""
+    if not (settings.amqp_url if with_outbox is None else with_outbox):
         return Projector(settings)
     outbox = Outbox()
     return Projector(settings, before_batch=outbox.before_batch, after_batch=outbox.after_batch)
@@ -40,11 +42,19 @@ class Projection:
         await self.projector.check_healthy()
 
 
-def start_projection(settings: Settings, stop: asyncio.Event) -> Projection:
-    projector = build_projector(settings)
-    tasks = [asyncio.create_task(projector.run(stop), name="projector")]
+def start_projection(settings: Settings, stop: asyncio.Event,
+                     feed: InProcessFeed | None = None) -> Projection:
+    """The projector, and its publisher: to RabbitMQ with ``amqp_url``, else into ``feed``
+    (``talk up``'s in-process delivery) when one is given."""
+    publisher: Publisher | None = None
     if settings.amqp_url:
-        tasks.append(asyncio.create_task(Publisher(settings).run(stop), name="publisher"))
+        publisher = Publisher(settings)
+    elif feed is not None:
+        publisher = InProcessPublisher(settings, feed)
+    projector = build_projector(settings, with_outbox=publisher is not None)
+    tasks = [asyncio.create_task(projector.run(stop), name="projector")]
+    if publisher is not None:
+        tasks.append(asyncio.create_task(publisher.run(stop), name="publisher"))
     return Projection(projector, tasks)
 
 

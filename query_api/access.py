@@ -10,16 +10,6 @@ from services.auth import Caller
 from services.http.problems import Problem
 
 
-def parse_uuid(value: str, field: str) -> UUID:
-    """A UUID from a query parameter (400 when malformed). Path ids use
-    :func:`services.http.paths.path_uuid` (404)."""
-    try:
-        return UUID(value)
-    except (ValueError, TypeError):
-        raise Problem(400, f"{field} must be a UUID",
-                      errors=[{"field": field, "message": "must be a UUID"}]) from None
-
-
 def talk_not_found() -> Problem:
     return Problem(404, "no such talk")
 

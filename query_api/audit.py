@@ -30,11 +30,12 @@ from events.point_in_time import (
     talk_customer,
     talk_state,
 )
-from query_api.access import parse_uuid, talk_not_found
+from query_api.access import talk_not_found
 from query_api.consistency import TIMEOUT
 from services.auth import Caller
 from services.http.context import DATABASE
 from services.http.middlewares import caller_of
+from services.http.paths import path_uuid
 from services.http.problems import Problem
 from services.http.responses import json_ok
 from services.timefmt import utcnow
@@ -64,7 +65,7 @@ async def _require_customers_talk(request: web.Request, caller: Caller, chat_id:
 
 async def get_talk_at(request: web.Request) -> web.Response:
     caller = require_auditor(request)
-    chat_id = parse_uuid(request.match_info["chat_id"], "chat_id")
+    chat_id = path_uuid(request, "chat_id")
     moment = moment_of(request)
     await _require_customers_talk(request, caller, chat_id)
     try:
@@ -81,7 +82,7 @@ async def get_talk_at(request: web.Request) -> web.Response:
 
 async def get_message_history(request: web.Request) -> web.Response:
     caller = require_auditor(request)
-    message_id = parse_uuid(request.match_info["message_id"], "message_id")
+    message_id = path_uuid(request, "message_id")
     events = await message_events(request.app[DATABASE], message_id)
     posted = events[0].decode() if events else None
     if not isinstance(posted, ev.MessagePosted):

@@ -24,6 +24,7 @@ import structlog
 from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractExchange
 
 from services.settings import Settings
+from services.stopping import sleep_or_stop
 
 log = structlog.get_logger("talk.amqp")
 
@@ -94,7 +95,7 @@ async def run_connected(settings: Settings, name: str, stop: asyncio.Event, sess
                 await _failed(name, "amqp.connection_lost", exc, backoff, on_failure)
             finally:
                 await _close_quietly(connection)
-        await _sleep_or_stop(stop, backoff)
+        await sleep_or_stop(stop, backoff)
         backoff = min(backoff * 2, 5.0)
 
 
@@ -111,9 +112,3 @@ async def _close_quietly(connection: AbstractConnection) -> None:
     except Exception as exc:  # closing a connection that already failed: nothing to save
         log.debug("amqp.close_failed", error=repr(exc))
 
-
-async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:
-    try:
-        await asyncio.wait_for(stop.wait(), seconds)
-    except TimeoutError:
-        pass

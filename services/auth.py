@@ -26,6 +26,7 @@ class Caller:
     customer_id: UUID
     agent_id: UUID
     roles: frozenset[str] = field(default_factory=frozenset)
+    expires_at: float | None = None  # the token's ``exp`` (seconds since the epoch)
 
     @property
     def is_auditor(self) -> bool:
@@ -70,7 +71,8 @@ def verify_token(secret: str, token: str) -> Caller:
     roles = claims.get("roles") or []
     if not isinstance(roles, list) or not all(isinstance(r, str) for r in roles):
         raise AuthError("roles must be a list of strings")
-    return Caller(customer_id=customer_id, agent_id=agent_id, roles=frozenset(roles))
+    return Caller(customer_id=customer_id, agent_id=agent_id, roles=frozenset(roles),
+                  expires_at=float(claims["exp"]))
 
 
 def token_from_request(query_token: str | None, authorization: str | None) -> str:

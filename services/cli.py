@@ -12,8 +12,6 @@ from uuid import UUID
 
 from services.settings import Settings, load_settings
 
-SERVICE_COMMANDS = ("command-api", "query-api", "projector", "gateway", "migrate", "up")
-
 
 def _uuid(text: str) -> UUID:
     try:

@@ -27,6 +27,7 @@ from query_api.app import install_query_api
 from services.embedded_postgres import EmbeddedPostgres, EmbeddedPostgresError
 from services.gateway.app import install_gateway
 from services.gateway.feed import Feed
+from services.gateway.inprocess_feed import InProcessFeed
 from services.gateway.rabbitmq_feed import RabbitMQFeed
 from services.http.app import create_base_app, install_stop_signals, serve_until
 from services.http.context import database_ctx
@@ -50,13 +51,12 @@ def build_up_app(settings: Settings, feed: Feed | None = None) -> web.Applicatio
     return app
 
 
-def gateway_feed(settings: Settings) -> Feed | None:
-    """What the gateway of ``talk up`` reads: the RabbitMQ stream with ``TALK_AMQP_URL``.
-    Without it, the in-process feed (``services.gateway.inprocess_feed``) belongs here once
-    the projector feeds it; until then ``talk up`` without RabbitMQ has no gateway."""
+def gateway_feed(settings: Settings) -> Feed:
+    """What the gateway of ``talk up`` reads: the RabbitMQ stream with ``TALK_AMQP_URL``;
+    without it, an in-process feed that the projector's publisher fills."""
     if settings.amqp_url:
         return RabbitMQFeed(settings)
-    return None
+    return InProcessFeed()
 
 
 async def up_main(settings: Settings, host: str, port: int, stop: asyncio.Event,
@@ -65,9 +65,11 @@ async def up_main(settings: Settings, host: str, port: int, stop: asyncio.Event,
     request waiting on ``X-Talk-Min-Position`` at shutdown still gets its answer."""
     await apply_migrations(settings.require_database_url())
     projection_stop = asyncio.Event()
-    projection = start_projection(settings, projection_stop)  # projector (+ publisher)
+    feed = gateway_feed(settings)
+    inprocess = feed if isinstance(feed, InProcessFeed) else None
+    projection = start_projection(settings, projection_stop, inprocess)  # projector + publisher
     try:
-        app = build_up_app(settings, gateway_feed(settings))
+        app = build_up_app(settings, feed)
         app[READINESS_CHECKS]["projection"] = projection.check
         await serve_until(app, host, port, stop, settings.shutdown_timeout, "talk",
                           on_ready=on_ready)
@@ -109,7 +111,7 @@ def run_up(settings: Settings, *, host: str, port: int, data_dir: str) -> int:
             lines.append(f"  delivery    RabbitMQ {_describe_amqp(settings.amqp_url)}, "
                          f"exchange {settings.exchange}")
         else:
-            lines.append("  delivery    in-process: not wired yet, so no WebSocket gateway "
+            lines.append("  delivery    in-process, to the built-in gateway "
                          "(set TALK_AMQP_URL to deliver through RabbitMQ)")
         _say(*lines)
 
@@ -117,8 +119,7 @@ def run_up(settings: Settings, *, host: str, port: int, data_dir: str) -> int:
             base = _display_url(urls[0]) if urls else f"http://{host}:{port}"
             ws = base.replace("http://", "ws://", 1)
             _say(f"  API         {base}/v1.0/",
-                 f"  WebSocket   {ws}/v1.0/ws" if settings.amqp_url else
-                 "  WebSocket   none yet without TALK_AMQP_URL",
+                 f"  WebSocket   {ws}/v1.0/ws",
                  f"  health      {base}/livez  {base}/readyz",
                  f"  metrics     {base}/metrics",
                  f"ready in {time.monotonic() - started:.1f} s: {base} (Ctrl-C to stop)")

@@ -23,12 +23,16 @@ it joins later). Frames out:
     another agent's topic), ``invalid_resume_token``, ``resume_in_progress``,
     ``too_many_topics``, ``unavailable`` (the read tables could not be asked).
 
-Close codes: 1001 when the gateway shuts down, 4008 when a slow client's send buffer
-overflows (see :mod:`services.gateway.connections`), 1011 on an internal error.
+Close codes: 1001 when the gateway shuts down, 4001 when the token expires, 4008 when a slow client's send buffer
+overflows (see :mod:`services.gateway.connections`). A client that does not answer the
+closing handshake within 5 s has its TCP connection aborted. Heartbeats are aiohttp's pings
+every ``TALK_GATEWAY_HEARTBEAT`` seconds. Permessage-deflate is not offered (a zlib context
+per socket would cost more memory than the rest of an idle socket).
 
 The parts: :mod:`feed` (the stream interface and its message), :mod:`rabbitmq_feed` and
 :mod:`inprocess_feed` (its two sources), :mod:`hub` (connections by agent, live dispatch),
-:mod:`replay` (resuming from a token), :mod:`protocol` (client messages),
-:mod:`subscriptions` (topics and who may see them), :mod:`connections` (one socket's state
-and send buffer), :mod:`app` (the aiohttp app) and :mod:`service` (``talk gateway``).
+:mod:`replay` (resuming from a token), :mod:`tokens` (resume tokens), :mod:`dedupe`
+(dropping republished events), :mod:`protocol` (client messages), :mod:`subscriptions`
+(topics and who may see them), :mod:`connections` (one socket's state and send buffer),
+:mod:`metrics`, :mod:`app` (the aiohttp app) and :mod:`service` (``talk gateway``).
 """

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import suppress
 
@@ -27,6 +28,8 @@ from services.http.context import DATABASE, database_ctx
 from services.http.health import READINESS_CHECKS
 from services.http.middlewares import caller_of
 from services.settings import Settings
+
+TOKEN_EXPIRED_CLOSE_CODE = 4001
 
 log = structlog.get_logger("talk.gateway")
 
@@ -99,6 +102,7 @@ async def websocket_handler(request: web.Request) -> web.StreamResponse:
                       str(caller.agent_id), hub.send_buffer_bytes)
     session = Session(hub, conn, request.app[READ_STORE], caller.customer_id, caller.agent_id)
     hub.add(conn)
+    expiry = _close_at_expiry(ws, caller.expires_at)
     try:
         async for message in ws:
             if message.type is WSMsgType.TEXT:
@@ -106,6 +110,20 @@ async def websocket_handler(request: web.Request) -> web.StreamResponse:
             elif message.type is WSMsgType.BINARY:
                 session.error("malformed_frame", "client messages are JSON text frames")
     finally:
+        if expiry is not None:
+            expiry.cancel()
         hub.remove(conn)
         conn.detach()
     return ws
+
+
+def _close_at_expiry(ws: web.WebSocketResponse, expires_at: float | None) -> asyncio.TimerHandle | None:
+    """A socket lives no longer than its token: at ``exp`` it is closed with
+    TOKEN_EXPIRED_CLOSE_CODE, and the client reconnects with a fresh token (and its resume
+    token, so it misses nothing). A timer handle, not a task: idle sockets stay small."""
+    if expires_at is None:
+        return None
+    loop = asyncio.get_running_loop()
+    delay = max(0.0, expires_at - time.time())
+    return loop.call_later(delay, lambda: asyncio.ensure_future(
+        ws.close(code=TOKEN_EXPIRED_CLOSE_CODE, message=b"token expired")))

@@ -74,6 +74,9 @@ class Session:
         return list(parsed.values())
 
     async def subscribe(self, topics: list, resume_token: object) -> None:
+        if len(topics) > MAX_TOPICS:  # each topic costs a query: refuse the frame outright
+            self.error("too_many_topics", f"a socket may hold at most {MAX_TOPICS} topics")
+            return
         point = None
         if resume_token is not None:
             try:
@@ -91,13 +94,14 @@ class Session:
             if name in conn.topics or (conn.replay is not None and name in conn.replay.topics):
                 accepted.append(name)  # already subscribed: nothing changes
                 continue
+            adding = sum(1 for t in accepted if t not in conn.topics)
+            if len(conn.topics) + adding >= MAX_TOPICS:  # counted across this frame too
+                self.error("too_many_topics", f"a socket may hold at most {MAX_TOPICS} topics",
+                           topic=name)
+                continue
             refused = await authorize(self.store, self.customer_id, self.agent_id, topic)
             if refused is not None:
                 conn.send_json(refused.frame())
-                continue
-            if len(conn.topics) >= MAX_TOPICS:
-                self.error("too_many_topics", f"a socket may hold at most {MAX_TOPICS} topics",
-                           topic=name)
                 continue
             accepted.append(name)
         if conn.closing or not accepted:

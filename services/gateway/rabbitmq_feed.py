@@ -27,7 +27,7 @@ import structlog
 from aio_pika.abc import AbstractConnection
 from aiormq.abc import DeliveredMessage
 
-from services.amqp import declare_topology, open_connection
+from services.amqp import declare_topology, open_connection, require_amqp_url
 from services.gateway.feed import Deliver, FeedMessage, MalformedMessage
 from services.gateway.metrics import STREAM_MESSAGES
 from services.settings import Settings
@@ -71,8 +71,7 @@ def _parse(message: DeliveredMessage, offset: int) -> FeedMessage | None:
 
 class RabbitMQFeed:
     def __init__(self, settings: Settings, *, name: str = "talk-gateway") -> None:
-        if not settings.amqp_url:
-            raise SystemExit("TALK_AMQP_URL is not set (e.g. amqp://guest:guest@127.0.0.1:5672/)")
+        require_amqp_url(settings)
         self.settings = settings
         self.name = name
         self._position: int | None = None

@@ -11,7 +11,6 @@ from services.http.health import READINESS_CHECKS
 from services.settings import Settings
 
 DATABASE = web.AppKey("database", Database)
-SETTINGS = web.AppKey("settings", Settings)
 
 
 def database_ctx(settings: Settings, name: str) -> Callable[[web.Application], AsyncIterator[None]]:

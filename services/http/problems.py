@@ -55,6 +55,3 @@ def problem_response(problem: Problem, request_id: str | None) -> web.Response:
         headers=problem.headers,
     )
 
-
-def bad_request(detail: str, errors: list[dict[str, Any]] | None = None) -> Problem:
-    return Problem(400, detail, errors=errors)

@@ -13,7 +13,16 @@ from uuid import UUID, uuid4
 import aiohttp
 
 from services.auth import mint_token
-from tests.e2e.flow import CHATS, MESSAGES, Agent, Api, run_tutorial
+from tests.e2e.flow import (
+    CHATS,
+    MESSAGES,
+    Agent,
+    Api,
+    close_code,
+    frame_for,
+    run_tutorial,
+    subscribed_socket,
+)
 from tests.e2e.processes import (
     TalkProcess,
     children_of,
@@ -53,7 +62,8 @@ async def test_talk_up_with_no_configuration(tmp_path: Path) -> None:
         base = await first.ready_url()
         banner = "\n".join(first.stdout)
         assert re.search(r"Postgres +embedded PostgreSQL \d+, data in .*pgdata \(created now\)", banner)
-        assert re.search(r"delivery +in-process", banner)  # (the gateway: see services/up.py)
+        assert re.search(r"delivery +in-process", banner)
+        assert "/v1.0/ws" in banner
         assert "talk token --customer-id UUID --agent-id UUID" in banner
         assert (tmp_path / ".talk" / "jwt_secret").exists()
 
@@ -62,7 +72,12 @@ async def test_talk_up_with_no_configuration(tmp_path: Path) -> None:
         alice = Agent(api, customer, alice_id, await _token(tmp_path, env, customer, alice_id))
         secret = (tmp_path / ".talk" / "jwt_secret").read_text().strip()  # what talk token used
         bob = Agent(api, customer, bob_id, mint_token(secret, customer, bob_id, 3600))
+        socket = await subscribed_socket(session, base, alice)
         tutorial = await run_tutorial(alice, bob)
+        # Delivered in-process (no RabbitMQ here): the reply reaches alice's socket.
+        frame = await frame_for(socket, "message_created", tutorial.reply["id"])
+        assert frame["data"]["parent_id"] == tutorial.hello["id"]
+        assert frame["topic"] == f"agent:{alice_id}"
 
         async with session.get(f"{base}/metrics") as resp:
             metrics = await resp.text()
@@ -74,6 +89,7 @@ async def test_talk_up_with_no_configuration(tmp_path: Path) -> None:
         postmaster = _postmaster_pid(pgdata)
         assert process_alive(postmaster)
         assert await first.stop(signal.SIGINT) == 0, first.output()
+        assert await close_code(socket) == 1001  # going away
         assert "embedded PostgreSQL stopped" in first.stdout
         _assert_nothing_left(pgdata, postmaster)
 

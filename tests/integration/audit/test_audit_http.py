@@ -97,8 +97,8 @@ async def test_bad_input_is_a_400_problem(api):
         assert problem["errors"][0]["field"] == "at"
     # a position no committed event holds
     await auditor.get(f"{AUDIT_CHATS}/{chat['id']}", {"at": str(2**62)}, status=400)
-    await auditor.get(f"{AUDIT_CHATS}/not-a-uuid", status=400)
-    await auditor.get(f"{AUDIT_MESSAGES}/not-a-uuid/history", status=400)
+    await auditor.get(f"{AUDIT_CHATS}/not-a-uuid", status=404)  # like every path id: no such resource
+    await auditor.get(f"{AUDIT_MESSAGES}/not-a-uuid/history", status=404)
     # before the talk existed
     problem = await auditor.get(f"{AUDIT_CHATS}/{chat['id']}", {"at": "2000-01-01"}, status=404)
     assert "did not exist" in problem["detail"]

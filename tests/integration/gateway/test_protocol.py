@@ -88,3 +88,25 @@ async def test_bad_messages_get_error_frames_and_the_socket_stays_up(api, gatewa
     await publisher.publish("message_created", customer, colleagues["id"], [colleague])
     mine_event = await publisher.publish("message_created", customer, mine["id"], [me])
     assert without_token(await client.frame()) == event_frame(mine_event, f"chat:{mine['id']}")
+
+
+async def test_a_socket_is_closed_when_its_token_expires(gateway):
+    from services.gateway.app import TOKEN_EXPIRED_CLOSE_CODE
+    from tests.integration.gateway.support import wait_closed
+
+    token = jwt.encode(_claims(exp=int(time.time()) + 2), TEST_SECRET)
+    ws = await gateway.session.ws_connect(f"{gateway.base_url}/v1.0/ws?token={token}")
+    assert await wait_closed(ws, timeout=10) == TOKEN_EXPIRED_CLOSE_CODE
+
+
+async def test_one_frame_cannot_exceed_the_topic_limit(gateway):
+    from services.gateway.protocol import MAX_TOPICS
+
+    agent = uuid4()
+    client = await gateway.connect(uuid4(), agent)
+    await client.send({"type": "subscribe",
+                       "topics": [f"chat:{uuid4()}" for _ in range(MAX_TOPICS + 1)]})
+    frame = await client.frame()
+    assert (frame["type"], frame["error"]) == ("error", "too_many_topics")
+    # The connection is intact.
+    assert (await client.subscribe(f"agent:{agent}"))["type"] == "subscribed"
