@@ -30,6 +30,7 @@ from services.http.middlewares import caller_of
 from services.settings import Settings
 
 TOKEN_EXPIRED_CLOSE_CODE = 4001
+EXPIRY_SWEEP_INTERVAL = 1.0  # seconds
 
 log = structlog.get_logger("talk.gateway")
 
@@ -54,6 +55,7 @@ def install_gateway(app: web.Application, settings: Settings, feed: Feed) -> Hub
     app.router.add_get(WS_PATH, websocket_handler)
     app.on_startup.append(_open_read_store)
     app.cleanup_ctx.append(_feed_ctx(hub))
+    app.cleanup_ctx.append(_expiry_ctx(hub))
     app.on_shutdown.append(_close_sockets)
     return hub
 
@@ -84,6 +86,29 @@ def _feed_ctx(hub: Hub) -> Callable[[web.Application], AsyncIterator[None]]:
     return ctx
 
 
+def _expiry_ctx(hub: Hub) -> Callable[[web.Application], AsyncIterator[None]]:
+    """A socket lives no longer than its token: once a second, sockets whose token has
+    expired are closed with TOKEN_EXPIRED_CLOSE_CODE; the client reconnects with a fresh
+    token and its last resume token, and misses nothing. One sweep for all sockets rather
+    than a timer each keeps an idle socket small."""
+
+    async def sweep() -> None:
+        while True:
+            await asyncio.sleep(EXPIRY_SWEEP_INTERVAL)
+            hub.close_expired(time.time(), TOKEN_EXPIRED_CLOSE_CODE)
+
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        task = asyncio.create_task(sweep(), name="gateway-token-expiry")
+        try:
+            yield
+        finally:
+            task.cancel()
+            with suppress(asyncio.CancelledError):
+                await task
+
+    return ctx
+
+
 async def _close_sockets(app: web.Application) -> None:
     hub = app[HUB]
     if len(hub):
@@ -102,7 +127,7 @@ async def websocket_handler(request: web.Request) -> web.StreamResponse:
                       str(caller.agent_id), hub.send_buffer_bytes)
     session = Session(hub, conn, request.app[READ_STORE], caller.customer_id, caller.agent_id)
     hub.add(conn)
-    expiry = _close_at_expiry(ws, caller.expires_at)
+    conn.expires_at = caller.expires_at
     try:
         async for message in ws:
             if message.type is WSMsgType.TEXT:
@@ -110,20 +135,7 @@ async def websocket_handler(request: web.Request) -> web.StreamResponse:
             elif message.type is WSMsgType.BINARY:
                 session.error("malformed_frame", "client messages are JSON text frames")
     finally:
-        if expiry is not None:
-            expiry.cancel()
         hub.remove(conn)
         conn.detach()
     return ws
 
-
-def _close_at_expiry(ws: web.WebSocketResponse, expires_at: float | None) -> asyncio.TimerHandle | None:
-    """A socket lives no longer than its token: at ``exp`` it is closed with
-    TOKEN_EXPIRED_CLOSE_CODE, and the client reconnects with a fresh token (and its resume
-    token, so it misses nothing). A timer handle, not a task: idle sockets stay small."""
-    if expires_at is None:
-        return None
-    loop = asyncio.get_running_loop()
-    delay = max(0.0, expires_at - time.time())
-    return loop.call_later(delay, lambda: asyncio.ensure_future(
-        ws.close(code=TOKEN_EXPIRED_CLOSE_CODE, message=b"token expired")))

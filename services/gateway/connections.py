@@ -37,8 +37,8 @@ class Connection:
     subscription); topics being replayed live in ``replay`` until it catches up."""
 
     __slots__ = ("ws", "transport", "customer_id", "agent_id", "agent_topic", "topics",
-                 "replay", "limit", "closing", "_pending", "_pending_bytes", "_writer", "_room",
-                 "_closer")
+                 "replay", "limit", "closing", "expires_at", "_pending", "_pending_bytes",
+                 "_writer", "_room", "_closer")
 
     def __init__(self, ws: web.WebSocketResponse, transport: asyncio.Transport | None,
                  customer_id: str, agent_id: str, limit: int) -> None:
@@ -51,6 +51,7 @@ class Connection:
         self.replay: Replay | None = None
         self.limit = limit
         self.closing = False
+        self.expires_at: float | None = None  # the token's exp; the hub closes it then
         self._pending: deque[bytes] | None = None
         self._pending_bytes = 0
         self._writer: asyncio.Task | None = None

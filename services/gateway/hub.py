@@ -78,6 +78,14 @@ class Hub:
                     conn.send_event(msg, topic)
         msg.drop_frames()
 
+    def close_expired(self, now: float, code: int) -> int:
+        """Start closing every socket whose token has expired; returns how many."""
+        expired = [c for c in self.connections()
+                   if c.expires_at is not None and c.expires_at <= now and not c.closing]
+        for conn in expired:
+            conn.start_close(code, b"token expired")
+        return len(expired)
+
     async def close_all(self, code: int, message: bytes) -> None:
         closers = [conn.start_close(code, message) for conn in self.connections()]
         if closers:
