@@ -25,6 +25,7 @@ import psycopg
 from psycopg import pq
 
 Row = memoryview
+MAX_BATCH = 1000  # rows; a batch is what has arrived, so a fast server could make it any size
 
 
 async def copy_out(conn: psycopg.AsyncConnection, statement: str,
@@ -35,20 +36,30 @@ async def copy_out(conn: psycopg.AsyncConnection, statement: str,
         get = pgconn.get_copy_data
         batch: list[Row] = []
         while True:
-            nbytes, data = get(1)  # 1: never blocks; 0 bytes means "nothing buffered"
-            while nbytes > 0:
+            nbytes = 1
+            while len(batch) < MAX_BATCH:
+                nbytes, data = get(1)  # 1: never blocks; 0 means no whole row is buffered
+                if nbytes == 0:
+                    # libpq reads the socket 16 kB at a time, and only when asked: ask once
+                    # more (without waiting) before paying for a round of the event loop.
+                    pgconn.consume_input()
+                    nbytes, data = get(1)
+                    if nbytes == 0:
+                        break
+                if nbytes < 0:
+                    break
                 batch.append(data)
-                nbytes, data = get(1)
             if batch:
                 yield batch
                 batch = []
             if nbytes < 0:  # the end (or an error) read here: psycopg did not see it
                 await _finish(conn)
                 return
-            row = await copy.read()  # waits for the next row; b"" once psycopg ended the COPY
-            if not row:
-                return
-            batch.append(row)
+            if nbytes == 0:
+                row = await copy.read()  # waits for a row; b"" once psycopg ended the COPY
+                if not row:
+                    return
+                batch.append(row)
 
 
 async def _finish(conn: psycopg.AsyncConnection) -> None:

@@ -20,8 +20,9 @@ negative zero). :func:`jsonb_text` renders a parsed JSON value so; parse floats 
 distinct from ``1.5``.
 
 ``talk events verify`` hashes the data and metadata in the text form Postgres renders them
-(``data::text``: exact and fast); :func:`event_hash_of_values` recomputes the same hash from
-parsed values, e.g. from the lines of ``talk events export``, without any database.
+(``data::text``: exact and fast) and fills :data:`CANONICAL` with the other fields as the
+walk receives them; :func:`event_hash_of_values` recomputes the same hash from parsed values,
+e.g. from the lines of ``talk events export``, without any database.
 """
 
 from __future__ import annotations
@@ -37,6 +38,15 @@ HASH_SIZE = 32
 ZERO_HASH = bytes(HASH_SIZE)
 """What the first event of a stream chains to."""
 
+CANONICAL = b'["%b", %b, %d, %b, %d, %d, %b, %b]'
+"""The canonical text as a bytes template: event id (its text), stream id (a JSON string),
+version, type (a JSON string), schema version, ``recorded_at`` in epoch microseconds, data and
+metadata (their ``jsonb`` text); :func:`canonical_text` in one ``%`` (``talk events verify``)."""
+
+PG_EPOCH_MICROS = 946_684_800_000_000
+"""2000-01-01 UTC in Unix epoch microseconds: PostgreSQL's binary ``timestamptz`` counts
+microseconds from there."""
+
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
 
@@ -51,6 +61,17 @@ _ESCAPES = str.maketrans({
 def json_string(text: str) -> str:
     """A JSON string as Postgres writes one (``escape_json``)."""
     return '"' + text.translate(_ESCAPES) + '"'
+
+
+JSON_SPECIAL = bytes(range(0x20)) + b'"\\'
+"""The bytes a JSON string escapes (everything else, UTF-8 included, stays as it is)."""
+
+
+def json_string_bytes(raw: bytes) -> bytes:
+    """:func:`json_string` of UTF-8 text, in UTF-8 (as is when nothing needs escaping)."""
+    if len(raw.translate(None, JSON_SPECIAL)) == len(raw):
+        return b'"' + raw + b'"'
+    return json_string(raw.decode("utf-8")).encode("utf-8")
 
 
 def _number(value: Decimal) -> str:

@@ -191,10 +191,43 @@ def test_csv_export(two_customers, capsys):
     assert json.loads(message["metadata"])["request_id"] == "req-b"
     assert len(message["hash"]) == 64
 
+    # as Python's csv writes it: the same quoting, rows ending with \r\n
+    rewritten = io.StringIO()
+    csv.writer(rewritten).writerows(csv.reader(io.StringIO(ran.stdout, newline="")))
+    assert ran.stdout == rewritten.getvalue()
+    everything = talk_events_here(url, capsys, "export", "--format", "csv")
+    rewritten = io.StringIO()
+    csv.writer(rewritten).writerows(csv.reader(io.StringIO(everything.stdout, newline="")))
+    assert everything.stdout == rewritten.getvalue()
+
     ndjson = _ndjson(talk_events_here(url, capsys, "export", "--customer-id",
                                       str(two_customers["b"])))
     assert [int(r["position"]) for r in rows] == [e["position"] for e in ndjson]
     assert [r["hash"] for r in rows] == [e["hash"] for e in ndjson]
+
+
+def test_a_csv_field_with_a_line_break_keeps_it(fresh_database_url, capsys):
+    """Only each row's end becomes \\r\\n: a line break inside a quoted field stays as it is."""
+    url = fresh_database_url
+    customer, chat = uuid4(), uuid4()
+
+    async def seed() -> None:
+        async with store_on(url) as store:
+            appends = new_chat_append(customer_id=customer)
+            md = Metadata(customer, "agent", uuid4(), request_id='two\nlines, "q"')
+            await store.append([appends[0]], md)
+            await store.append([_message(chat, customer, uuid4(), "x")], md)
+
+    asyncio.run(seed())
+    settled(url)
+    ran = talk_events_here(url, capsys, "export", "--format", "csv")
+    assert ran.code == 0, ran.stderr
+    assert '"two\nlines, ""q"""' in ran.stdout
+    rows = list(csv.DictReader(io.StringIO(ran.stdout, newline="")))
+    assert [r["request_id"] for r in rows] == ['two\nlines, "q"'] * 2
+    rewritten = io.StringIO()
+    csv.writer(rewritten).writerows(csv.reader(io.StringIO(ran.stdout, newline="")))
+    assert ran.stdout == rewritten.getvalue()
 
 
 def test_a_quoted_newline_stays_on_one_line(two_customers, capsys):
