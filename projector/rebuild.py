@@ -26,7 +26,7 @@ import argparse
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
@@ -239,17 +239,26 @@ def _pool_for(settings: Settings):
     return make_pool(settings, min_size=1, max_size=5, name="talk-projections")
 
 
-def run_rebuild(settings: Settings, args: argparse.Namespace) -> int:
+def _run_with_pool(settings: Settings, command: str,
+                   work: Callable[[Database], Awaitable[int]]) -> int:
+    """Run one ``talk projections`` command on a small pool; 2 if another run holds the lock."""
     async def main() -> int:
         pool = _pool_for(settings)
         await pool.open()
         try:
-            result = await rebuild_read_model(Database(pool))
+            return await work(Database(pool))
         except ReplayBusy as exc:
-            print(f"talk projections rebuild: {exc}", flush=True)
+            print(f"talk projections {command}: {exc}", flush=True)
             return 2
         finally:
             await pool.close()
+
+    return asyncio.run(main())
+
+
+def run_rebuild(settings: Settings, args: argparse.Namespace) -> int:
+    async def rebuild(db: Database) -> int:
+        result = await rebuild_read_model(db)
         print(f"rebuilt the read tables into {result.schema} from {result.events:,} events in"
               f" {result.seconds:.1f}s ({result.events_per_second:,.0f} events/s);"
               f" the query API reads {result.schema} from checkpoint {result.checkpoint}"
@@ -258,23 +267,15 @@ def run_rebuild(settings: Settings, args: argparse.Namespace) -> int:
               flush=True)
         return 0
 
-    return asyncio.run(main())
+    return _run_with_pool(settings, "rebuild", rebuild)
 
 
 def run_verify(settings: Settings, args: argparse.Namespace) -> int:
     from projector.verify import print_report, verify_read_model
 
-    async def main() -> int:
-        pool = _pool_for(settings)
-        await pool.open()
-        try:
-            report = await verify_read_model(Database(pool))
-        except ReplayBusy as exc:
-            print(f"talk projections verify: {exc}", flush=True)
-            return 2
-        finally:
-            await pool.close()
+    async def verify(db: Database) -> int:
+        report = await verify_read_model(db)
         print_report(report)
         return 0 if report.identical else 1
 
-    return asyncio.run(main())
+    return _run_with_pool(settings, "verify", verify)
