@@ -17,12 +17,12 @@ from tests.e2e.processes import children_of, postgres_processes, process_alive
 from tests.support import wait_until
 
 OWNER = """
-import sys, time
+import signal, sys
 from pathlib import Path
 from services.embedded_postgres import EmbeddedPostgres
 server = EmbeddedPostgres(Path(sys.argv[1]))
 print("started", server.start(), server.pid, flush=True)
-time.sleep(600)
+signal.pause()  # the owner lives until the test kills it
 """
 
 

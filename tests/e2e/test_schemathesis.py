@@ -15,6 +15,7 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -49,18 +50,22 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _wait_until_live(proc: subprocess.Popen, base: str, log: Path) -> None:
-    deadline = time.monotonic() + START_TIMEOUT
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise AssertionError(f"talk up exited {proc.returncode}:\n{log.read_text()[-4000:]}")
-        try:
-            if requests.get(f"{base}/readyz", timeout=1).status_code == 200:
-                return
-        except requests.ConnectionError:
-            pass
-        time.sleep(0.1)  # polling a child process's port: there is nothing to be notified by
-    raise AssertionError(f"talk up not ready after {START_TIMEOUT}s:\n{log.read_text()[-4000:]}")
+def _wait_until_ready(proc: subprocess.Popen, base: str, log: Path) -> None:
+    """Wait (with a deadline) for the child's ``ready`` line, printed once its port listens;
+    a thread reads its stdout for the rest of its life, so the pipe never fills."""
+    ready = threading.Event()
+
+    def read_stdout() -> None:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            if line.startswith("ready"):
+                ready.set()
+
+    threading.Thread(target=read_stdout, name="talk-up-stdout", daemon=True).start()
+    if not ready.wait(START_TIMEOUT):
+        state = "exited" if proc.poll() is not None else "not ready"
+        raise AssertionError(f"talk up {state} after {START_TIMEOUT}s:\n{log.read_text()[-4000:]}")
+    assert requests.get(f"{base}/readyz", timeout=5).status_code == 200
 
 
 @pytest.fixture(scope="module")
@@ -76,10 +81,11 @@ def talk_up(database_url: str, tmp_path_factory) -> Iterator[str]:
         proc = subprocess.Popen(
             [sys.executable, "-m", "services.cli", "up", "--host", "127.0.0.1",
              "--port", str(port), "--data-dir", str(log.parent)],
-            cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT)
+            cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=out,
+            text=True)
     base = f"http://127.0.0.1:{port}"
     try:
-        _wait_until_live(proc, base, log)
+        _wait_until_ready(proc, base, log)
         yield base
     finally:
         proc.terminate()

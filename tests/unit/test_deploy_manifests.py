@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml  # the dev extra installs PyYAML
 
-yaml = pytest.importorskip("yaml", reason="PyYAML is needed to read the deploy manifests")
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 from services.settings import Settings  # noqa: E402

@@ -8,7 +8,6 @@ import logging
 import os
 import subprocess
 import sys
-import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -83,17 +82,24 @@ def admin(database_url: str) -> psycopg.Connection:
     return psycopg.connect(database_url, autocommit=True)
 
 
-def settled(database_url: str, timeout: float = 60.0) -> None:
+async def wait_settled(database_url: str, timeout: float = 60.0) -> None:
     """Wait until every committed event is below the xmin barrier (which is the oldest
     transaction of the whole server: other sessions' ones count too), so that a reader of
     the global order sees them all."""
-    deadline = time.monotonic() + timeout
-    with admin(database_url) as conn:
-        while not conn.execute(
+
+    async def below_barrier() -> bool:
+        async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as conn:
+            cur = await conn.execute(
                 "SELECT coalesce(max(tx_id) < pg_snapshot_xmin(pg_current_snapshot()), true)"
-                " FROM events").fetchone()[0]:
-            assert time.monotonic() < deadline, "the xmin barrier did not pass the last event"
-            time.sleep(0.02)
+                " FROM events")
+            return (await cur.fetchone())[0]
+
+    await wait_until(below_barrier, timeout, "the xmin barrier to pass the last event")
+
+
+def settled(database_url: str, timeout: float = 60.0) -> None:
+    """:func:`wait_settled`, for synchronous tests."""
+    asyncio.run(wait_settled(database_url, timeout))
 
 
 async def seed_talks(store: PostgresEventStore, talks: int, events_per_talk: int,

@@ -32,6 +32,7 @@ from tests.integration.audit.conftest import (
     settled,
     store_on,
     talk_events_here,
+    wait_settled,
 )
 
 ENVELOPE = {"position", "tx_id", "event_id", "stream_id", "version", "type", "schema_version",
@@ -131,7 +132,7 @@ def two_customers(fresh_database_url):
             await store.append([_message(chats_a[1], a, agent, "two")], md_a)
             await store.append([_message(chats_b[0], b, agent, "three")], md_b)
             await store.append([_message(chats_a[0], a, agent, "four ☃")], md_a)
-        settled(url)
+        await wait_settled(url)
         return {"url": url, "a": a, "b": b, "chats_a": chats_a, "chats_b": chats_b}
 
     return asyncio.run(seed())
