@@ -29,3 +29,25 @@ async def wait_until(predicate: Callable[[], Awaitable[Any]], timeout: float = 1
 def bearer(customer_id: UUID, agent_id: UUID, *, roles: list[str] | None = None,
            secret: str = TEST_SECRET, ttl: int = 3600) -> dict[str, str]:
     return {"Authorization": f"Bearer {mint_token(secret, customer_id, agent_id, ttl, roles)}"}
+
+
+class Running:
+    """A service object's ``run(stop)`` running as a task of the test."""
+
+    def __init__(self, service: Any, name: str) -> None:
+        self.service = service
+        self.stop = asyncio.Event()
+        self.task = asyncio.create_task(service.run(self.stop), name=name)
+
+    async def close(self) -> None:
+        """Ask it to stop and wait for it."""
+        self.stop.set()
+        await asyncio.wait_for(self.task, 15)
+
+    async def kill(self) -> None:
+        """Cancel it wherever it is, as a crash would stop it."""
+        self.task.cancel()
+        try:
+            await self.task
+        except asyncio.CancelledError:
+            pass

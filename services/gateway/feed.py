@@ -131,3 +131,26 @@ class Feed(Protocol):
 
     async def check(self) -> None:
         """Raise if the feed is not attached (the readiness check)."""
+
+
+class FeedState:
+    """What every feed keeps alike: the last offset handed on and whether it is running.
+    ``not_running`` is what ``check`` (readiness) says while it is not."""
+
+    not_running = "the feed is not running"
+
+    def __init__(self) -> None:
+        self._position: int | None = None
+        self._ready = asyncio.Event()
+
+    @property
+    def position(self) -> int | None:
+        return self._position
+
+    @property
+    def ready(self) -> asyncio.Event:
+        return self._ready
+
+    async def check(self) -> None:
+        if not self._ready.is_set():
+            raise ConnectionError(self.not_running)

@@ -23,33 +23,22 @@ import orjson
 import structlog
 from aio_pika.abc import AbstractMessage
 
-from services.gateway.feed import Deliver, FeedMessage, MalformedMessage
+from services.gateway.feed import Deliver, FeedMessage, FeedState, MalformedMessage
 
 log = structlog.get_logger("talk.gateway")
 
 DEFAULT_RETENTION = 10_000
 
 
-class InProcessFeed:
+class InProcessFeed(FeedState):
+    not_running = "the in-process feed is not running"
+
     def __init__(self, retention: int = DEFAULT_RETENTION) -> None:
+        super().__init__()
         self._log: deque[FeedMessage] = deque(maxlen=retention)
         self._next_offset = 0
-        self._position: int | None = None
-        self._ready = asyncio.Event()
         self._deliver: Deliver | None = None
         self._appended = asyncio.Event()
-
-    @property
-    def position(self) -> int | None:
-        return self._position
-
-    @property
-    def ready(self) -> asyncio.Event:
-        return self._ready
-
-    async def check(self) -> None:
-        if not self._ready.is_set():
-            raise ConnectionError("the in-process feed is not running")
 
     def publish(self, body: dict[str, Any], message_id: str | None = None) -> None:
         """Append one published message (the body of DESIGN's "Published stream") and hand

@@ -28,7 +28,7 @@ from aio_pika.abc import AbstractConnection
 from aiormq.abc import DeliveredMessage
 
 from services.amqp import declare_topology, open_connection, require_amqp_url
-from services.gateway.feed import Deliver, FeedMessage, MalformedMessage
+from services.gateway.feed import Deliver, FeedMessage, FeedState, MalformedMessage
 from services.gateway.metrics import STREAM_MESSAGES
 from services.settings import Settings
 
@@ -69,27 +69,16 @@ def _parse(message: DeliveredMessage, offset: int) -> FeedMessage | None:
         return None
 
 
-class RabbitMQFeed:
+class RabbitMQFeed(FeedState):
+    not_running = "not attached to the RabbitMQ stream"
+
     def __init__(self, settings: Settings, *, name: str = "talk-gateway") -> None:
         require_amqp_url(settings)
+        super().__init__()
         self.settings = settings
         self.name = name
-        self._position: int | None = None
         self._attached_at: datetime | None = None
-        self._ready = asyncio.Event()
         self._connection: AbstractConnection | None = None
-
-    @property
-    def position(self) -> int | None:
-        return self._position
-
-    @property
-    def ready(self) -> asyncio.Event:
-        return self._ready
-
-    async def check(self) -> None:
-        if not self._ready.is_set():
-            raise ConnectionError("not attached to the RabbitMQ stream")
 
     def _start_argument(self) -> int | str | datetime:
         if self._position is not None:

@@ -11,6 +11,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from events.notifier import CommitNotifier
 from events.postgres_store import PostgresEventStore
 from projector.runner import Projector
+from tests.support import Running
 
 
 @pytest.fixture()
@@ -24,15 +25,13 @@ async def store(db, settings) -> AsyncIterator[PostgresEventStore]:
         await notifier.stop()
 
 
-class RunningProjector:
+class RunningProjector(Running):
     def __init__(self, projector: Projector) -> None:
-        self.projector = projector
-        self.stop = asyncio.Event()
-        self.task = asyncio.create_task(projector.run(self.stop))
+        super().__init__(projector, "test-projector")
 
-    async def close(self) -> None:
-        self.stop.set()
-        await asyncio.wait_for(self.task, 15)
+    @property
+    def projector(self) -> Projector:
+        return self.service
 
 
 @pytest.fixture()

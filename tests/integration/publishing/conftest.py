@@ -18,6 +18,7 @@ from projector.publisher import Publisher
 from services.settings import Settings
 from tests.integration.publishing.proxy import TcpProxy
 from tests.integration.publishing.tap import Tap
+from tests.support import Running
 
 
 @pytest.fixture(scope="session")
@@ -36,23 +37,13 @@ async def amqp_settings(settings: Settings, amqp_url: str) -> AsyncIterator[Sett
         await channel.exchange_delete(amqp.exchange)
 
 
-class RunningPublisher:
+class RunningPublisher(Running):
     def __init__(self, publisher: Publisher) -> None:
-        self.publisher = publisher
-        self.stop = asyncio.Event()
-        self.task = asyncio.create_task(publisher.run(self.stop), name="test-publisher")
+        super().__init__(publisher, "test-publisher")
 
-    async def close(self) -> None:
-        self.stop.set()
-        await asyncio.wait_for(self.task, 15)
-
-    async def kill(self) -> None:
-        """Cancel it wherever it is, as a crash would stop it."""
-        self.task.cancel()
-        try:
-            await self.task
-        except asyncio.CancelledError:
-            pass
+    @property
+    def publisher(self) -> Publisher:
+        return self.service
 
 
 @pytest.fixture()
