@@ -239,7 +239,7 @@ def _pool_for(settings: Settings):
     return make_pool(settings, min_size=1, max_size=5, name="talk-projections")
 
 
-def _run_with_pool(settings: Settings, command: str,
+def run_with_pool(settings: Settings, command: str,
                    work: Callable[[Database], Awaitable[int]]) -> int:
     """Run one ``talk projections`` command on a small pool; 2 if another run holds the lock."""
     async def main() -> int:
@@ -267,15 +267,5 @@ def run_rebuild(settings: Settings, args: argparse.Namespace) -> int:
               flush=True)
         return 0
 
-    return _run_with_pool(settings, "rebuild", rebuild)
+    return run_with_pool(settings, "rebuild", rebuild)
 
-
-def run_verify(settings: Settings, args: argparse.Namespace) -> int:
-    from projector.verify import print_report, verify_read_model
-
-    async def verify(db: Database) -> int:
-        report = await verify_read_model(db)
-        print_report(report)
-        return 0 if report.identical else 1
-
-    return _run_with_pool(settings, "verify", verify)

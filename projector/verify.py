@@ -12,6 +12,7 @@ column, live value and rebuilt value; rows only on one side are reported as such
 
 from __future__ import annotations
 
+import argparse
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -31,9 +32,11 @@ from projector.rebuild import (
     create_copy,
     drop_schema,
     replay_lock,
+    run_with_pool,
 )
 from projector.replay import CHUNK_SIZE, Replay
 from services.db import Database
+from services.settings import Settings
 
 SHOWN_PER_TABLE = 100
 
@@ -159,3 +162,12 @@ def print_report(report: VerifyReport) -> None:
                f"DIFFERENT ({sum(report.different_rows.values()):,} rows)")
     print(f"verify: live read tables vs a rebuild from {report.events:,} events at checkpoint"
           f" {report.checkpoint} ({rows}): {verdict}", flush=True)
+
+
+def run_verify(settings: Settings, args: argparse.Namespace) -> int:
+    async def verify(db: Database) -> int:
+        report = await verify_read_model(db)
+        print_report(report)
+        return 0 if report.identical else 1
+
+    return run_with_pool(settings, "verify", verify)

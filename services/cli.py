@@ -125,9 +125,9 @@ def _up(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _projections(settings: Settings, args: argparse.Namespace) -> int:
-    from projector import rebuild
+    from projector import rebuild, verify
 
-    return {"rebuild": rebuild.run_rebuild, "verify": rebuild.run_verify}[args.action](settings, args)
+    return {"rebuild": rebuild.run_rebuild, "verify": verify.run_verify}[args.action](settings, args)
 
 
 def _events(settings: Settings, args: argparse.Namespace) -> int:

@@ -20,6 +20,7 @@ from pathlib import Path
 import psycopg
 from aiohttp import web
 from pydantic import SecretStr
+from yarl import URL
 
 from command_api.app import install_command_api
 from projector.service import start_projection
@@ -170,7 +171,5 @@ def _describe_postgres(url: str) -> str:
 
 
 def _describe_amqp(url: str) -> str:
-    from yarl import URL
-
     parsed = URL(url)
     return f"{parsed.host}:{parsed.port or 5672}{parsed.path or '/'}"
