@@ -25,8 +25,13 @@ backends of its database, and this client.
 Parts:
 
 ``throughput``  ``POST /v1.0/service_agents/talk_messages`` (each client worker posts into a
-                talk of its own) vs the ceiling's insert; ``GET .../talk_messages?chat_id=
-                &page_size=50`` vs the ceiling's select, on the same talk.
+                talk of its own) vs the ceiling's insert, twice: through ``talk up`` (which
+                also projects and delivers on the same two cores), and through ``talk
+                command-api`` running alone as it is deployed, with the projector elsewhere:
+                ``talk up`` (this run's projector) is stopped with SIGSTOP for that cell and
+                continued after it, and how long it then took to project the cell's posts
+                is printed. ``GET .../talk_messages?chat_id=&page_size=50`` vs the ceiling's
+                select, on the same talk.
 ``history``     posting into a talk that has ``--history`` messages vs into a fresh talk
                 (all workers into the one talk). The messages are real ``MessagePosted``
                 events appended through ``PostgresEventStore`` in batches of 1,000 streams
@@ -366,7 +371,7 @@ class TalkClient:
     """Requests to one ``talk up`` as one agent; remembers the highest position answered."""
 
     def __init__(self, session: aiohttp.ClientSession, base: str, token: str) -> None:
-        self.session, self.base = session, base
+        self.session, self.base, self.token = session, base, token
         self.headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
         self.position = 0
 
@@ -378,7 +383,12 @@ class TalkClient:
         return orjson.loads(data)
 
     async def post_message(self, chat_id: str) -> None:
-        await self.post(MESSAGES, {"chat_id": chat_id, "type": "normal", "text": TEXT})
+        """Read, not parsed, as the ceiling's answers are (only the position is kept)."""
+        body = orjson.dumps({"chat_id": chat_id, "type": "normal", "text": TEXT})
+        async with self.session.post(f"{self.base}{MESSAGES}", data=body,
+                                     headers=self.headers) as resp:
+            await expect_ok(resp)
+            self.position = max(self.position, int(resp.headers["X-Talk-Position"]))
 
     async def list_page(self, chat_id: str, token: str = "") -> None:
         params = {"chat_id": chat_id, "page_size": str(PAGE)}
@@ -424,14 +434,25 @@ class Bench:
         print(f"[{time.perf_counter() - self.started:6.1f}s] {msg}", file=sys.stderr, flush=True)
 
     async def cell(self, key: str, request: Request, pid: int, backends: Backends,
-                   drain: TalkClient | None = None, drain_chat: str = "") -> None:
+                   drain: TalkClient | None = None, drain_chat: str = "",
+                   paused: int | None = None, posted_by: TalkClient | None = None) -> None:
+        """One measured cell. ``paused``: a process stopped (SIGSTOP) for the cell and
+        continued after it; ``posted_by``: the client whose last position ``drain`` waits
+        for (default: ``drain``'s own)."""
         a = self.args
-        cell = await drive(request, a.concurrency, a.warmup, a.seconds, pid, backends)
+        if paused is not None:
+            os.kill(paused, signal.SIGSTOP)
+        try:
+            cell = await drive(request, a.concurrency, a.warmup, a.seconds, pid, backends)
+        finally:
+            if paused is not None:
+                os.kill(paused, signal.SIGCONT)
         series = self.results[key]
         series.cells.append(cell)
         extra = ""
         if drain is not None:
-            waited = await drain.wait_projected(drain_chat)
+            position = (posted_by or drain).position
+            waited = await drain.wait_projected(drain_chat, position)
             series.drains.append(waited)
             extra = f", projection caught up {waited:.2f}s later"
         self.progress(f"{key:<28} {cell.rate:8,.0f} req/s  p50 "
@@ -444,7 +465,7 @@ class Bench:
                 await run()
 
 
-async def part_throughput(b: Bench, ceiling: Server) -> None:
+async def part_throughput(b: Bench, ceiling: Server, command_api: Server) -> None:
     a = b.args
     talks = [await b.main.new_talk() for _ in range(a.concurrency)]
     listed = talks[0]
@@ -457,6 +478,11 @@ async def part_throughput(b: Bench, ceiling: Server) -> None:
 
     async def talk_post(i: int, n: int) -> None:
         await b.main.post_message(talks[i % len(talks)])
+
+    writer = TalkClient(b.session, command_api.base, b.main.token)
+
+    async def command_api_post(i: int, n: int) -> None:
+        await writer.post_message(talks[i % len(talks)])
 
     async def ceiling_post(i: int, n: int) -> None:
         async with b.session.post(f"{base}/messages", data=body[i % len(body)],
@@ -475,6 +501,10 @@ async def part_throughput(b: Bench, ceiling: Server) -> None:
     cpid = ceiling.proc.pid
     await b.rounds([
         lambda: b.cell("POST talk", talk_post, b.talk_pid, b.backends, b.main, listed),
+        # The command API as deployed on its own, the projector elsewhere: talk up (this
+        # run's projector) is stopped for the cell and catches up after it.
+        lambda: b.cell("POST command-api", command_api_post, command_api.proc.pid, b.backends,
+                       b.main, listed, paused=b.talk_pid, posted_by=writer),
         lambda: b.cell("POST ceiling", ceiling_post, cpid, b.backends),
         lambda: b.cell("GET page talk", talk_list, b.talk_pid, b.backends),
         lambda: b.cell("GET page ceiling", ceiling_list, cpid, b.backends),
@@ -640,13 +670,19 @@ def report(b: Bench) -> str:
     out = []
     if "POST talk" in r:
         post_ratio = r["POST talk"].rate / r["POST ceiling"].rate
+        alone_ratio = r["POST command-api"].rate / r["POST ceiling"].rate
         out += ["### throughput", HEADER,
                 row("POST /v1.0/service_agents/talk_messages (talk up)", r["POST talk"]),
+                row("POST the same (talk command-api alone, talk up paused)",
+                    r["POST command-api"]),
                 row("POST ceiling (one INSERT, autocommit)", r["POST ceiling"]),
                 row(f"GET talk_messages?chat_id=&page_size={PAGE} (talk up)", r["GET page talk"]),
                 row(f"GET ceiling (one SELECT ... LIMIT {PAGE + 1})", r["GET page ceiling"]), "",
                 f"posting / ceiling = {post_ratio:.2f} (target >= {TARGET_POST_RATIO:.2f}: "
-                f"{verdict(post_ratio >= TARGET_POST_RATIO)}); listing / ceiling = "
+                f"{verdict(post_ratio >= TARGET_POST_RATIO)}); the command API alone / ceiling "
+                f"= {alone_ratio:.2f} ({verdict(alone_ratio >= TARGET_POST_RATIO)}), its posts "
+                f"projected {statistics.fmean(r['POST command-api'].drains):.2f}s (mean) after "
+                f"the cell by talk up's projector; listing / ceiling = "
                 f"{r['GET page talk'].rate / r['GET page ceiling'].rate:.2f}; projection caught "
                 f"up {statistics.fmean(r['POST talk'].drains):.2f}s (mean) after each posting "
                 "cell", ""]
@@ -736,6 +772,15 @@ class Setup:
         self.servers.append(server)
         return server
 
+    def command_api(self, db: str) -> Server:
+        port = free_port()
+        env = talk_env(self.urls[db], self.secret, self.args.pool, self.args.log_level)
+        env.update(TALK_HOST="127.0.0.1", TALK_COMMAND_API_PORT=str(port))
+        server = Server(f"talk command-api ({db})", ["-m", "services.cli", "command-api"], env,
+                        self.logs / f"command-api-{db}.log", port)
+        self.servers.append(server)
+        return server
+
     def ceiling(self) -> Server:
         port = free_port()
         server = Server("ceiling", ["-m", "bench.api", "--serve-ceiling", str(port),
@@ -760,16 +805,17 @@ async def run(args: argparse.Namespace) -> str:
         timeout = aiohttp.ClientTimeout(total=120)
         async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
             talk, ceiling = setup.talk_up("main"), setup.ceiling()
-            for server in (talk, ceiling):
+            command_api = setup.command_api("main")
+            for server in (talk, ceiling, command_api):
                 await server.wait_ready(session)
             b = Bench(args, session, TalkClient(session, talk.base, setup.token), talk.proc.pid,
                       Backends(setup.urls["main"]), started=started)
             b.progress(f"servers ready (logs in {setup.logs})")
             if "throughput" in args.parts:
-                await part_throughput(b, ceiling)
+                await part_throughput(b, ceiling, command_api)
             if "history" in args.parts:
                 await part_history(b, setup.customer, setup.agent, setup.urls["main"])
-            setup.stop(talk, ceiling)  # the read tables get fresh processes of equal age
+            setup.stop(talk, ceiling, command_api)  # the read tables get fresh processes
             if "table" in args.parts:
                 large, small = setup.talk_up("large"), setup.talk_up("small")
                 for server in (large, small):

@@ -2,8 +2,7 @@
 ``eventsourcing`` library (issue 2).
 
     python -m bench.append [--seconds 5] [--rounds 3] [--concurrency 1,8,32]
-                           [--extra talk-nonotify,talk-binary,talk-doc,talk-doc-nonotify,
-                                    raw-notify,es-fn]
+                           [--extra talk-0007,raw-notify,es-fn]
                            [--admin-url URL] [--keep]
 
 Each "event" is a one-event transaction: a new ``MessagePosted`` (built from the catalogue,
@@ -20,12 +19,9 @@ with its ``Metadata``) appended to a new stream ``message-<id>``. Systems:
           by N threads.
 
 Investigation-only systems (``--extra``), each in its own scratch database:
-``talk-nonotify``  our store with a scratch copy of ``talk_append_events`` minus the
-                   ``pg_notify`` call (only in the bench database; the migration is untouched).
-``talk-binary``    the store's exact call and parameters, sent in binary format (``%b``).
-``talk-doc``       the same append sent as one jsonb document to a scratch SQL wrapper that
-                   unpacks it into the arrays of ``talk_append_events`` (bench database only).
-``talk-doc-nonotify``  both of the above: one jsonb document, function minus ``pg_notify``.
+``talk-0007``      the store as it was before migration 0008, side by side with today's: the
+                   schema up to 0007 and the old client call, ``talk_append_events`` with ten
+                   array parameters sent in binary (``ArrayFormEventStore``).
 ``raw-notify``     the raw insert plus ``pg_notify`` in the same statement/transaction.
 ``es-fn``          eventsourcing with ``enable_db_functions=True`` (one function call, no
                    ``LOCK TABLE``).
@@ -63,24 +59,19 @@ from psycopg_pool import AsyncConnectionPool
 from events.catalogue import Media, MessagePosted, message_stream
 from events.envelope import Metadata, NewEvent
 from events.notifier import CommitNotifier
-from events.postgres_store import _APPEND as _STORE_APPEND
-from events.postgres_store import PostgresEventStore, append_params
-from events.store import StreamAppend, flatten
+from events.postgres_store import ArrayFormEventStore, PostgresEventStore
+from events.store import StreamAppend
 from services.db import Database, make_pool
 from services.migrate import apply_migrations
 from services.settings import load_settings
 
 MAIN_SYSTEMS = ("talk", "raw", "es")
-EXTRA_SYSTEMS = ("talk-nonotify", "talk-binary", "talk-doc", "talk-doc-nonotify", "raw-notify",
-                 "es-fn")
+EXTRA_SYSTEMS = ("talk-0007", "raw-notify", "es-fn")
 LABELS = {
     "talk": "talk",
     "raw": "raw",
     "es": "eventsourcing",
-    "talk-nonotify": "talk minus pg_notify",
-    "talk-binary": "talk, binary params",
-    "talk-doc": "talk, one jsonb param",
-    "talk-doc-nonotify": "talk, one jsonb, no notify",
+    "talk-0007": "talk before 0008",
     "raw-notify": "raw + pg_notify",
     "es-fn": "eventsourcing db-function",
 }
@@ -282,27 +273,16 @@ class System:
 
 
 class TalkStore(System):
-    """Our store, exactly as the command API uses it.
+    """Our store, exactly as the command API uses it; with ``before_0008`` (investigation
+    only) the schema stops at migration 0007 and the append is the old client call."""
 
-    ``client`` other than ``"store"`` is investigation only: the same pool, ``Database``
-    and migrated schema, but the append call encoded differently by a scratch copy of the
-    client path (``"binary"``: the same function and parameters sent in binary format;
-    ``"doc"``: the whole append as one jsonb document to a scratch function).
-    """
-
-    def __init__(self, key: str, admin_url: str, prefix: str, *, notify: bool = True,
-                 client: str = "store") -> None:
+    def __init__(self, key: str, admin_url: str, prefix: str, *,
+                 before_0008: bool = False) -> None:
         super().__init__(key, admin_url, prefix)
-        self.notify = notify
-        self.client = client
+        self.before_0008 = before_0008
 
     def setup(self) -> None:
-        asyncio.run(apply_migrations(self.url))
-        if not self.notify:
-            drop_notify_in_scratch_copy(self.url)
-        if self.client == "doc":
-            with psycopg.connect(self.url, autocommit=True) as conn:
-                conn.execute(SCRATCH_DOC_FUNCTION)
+        asyncio.run(apply_migrations(self.url, up_to=7 if self.before_0008 else None))
 
     def cell(self, concurrency: int, warmup: float, seconds: float) -> Measure:
         return asyncio.run(self._cell(concurrency, warmup, seconds))
@@ -315,99 +295,17 @@ class TalkStore(System):
         # As the command API runs it: the wake-up NOTIFY after commit, coalesced.
         notifier = CommitNotifier(self.url)
         await notifier.start()
-        store = PostgresEventStore(db, notifier)
+        store = (ArrayFormEventStore if self.before_0008 else PostgresEventStore)(db, notifier)
         try:
-            if self.client == "store":
-                async def op() -> None:
-                    _, stream, event, metadata = new_message()
-                    await store.append([StreamAppend(stream, 0, [NewEvent(stream, event)])],
-                                       metadata)
-            else:
-                encode = _encode_binary if self.client == "binary" else _encode_doc
-
-                async def op() -> None:
-                    _, stream, event, metadata = new_message()
-                    query, params = encode([StreamAppend(stream, 0, [NewEvent(stream, event)])],
-                                           metadata)
-                    async with db.statement("append_events") as conn:
-                        cur = await conn.execute(query, params)
-                        await cur.fetchall()
+            async def op() -> None:
+                _, stream, event, metadata = new_message()
+                await store.append([StreamAppend(stream, 0, [NewEvent(stream, event)])],
+                                   metadata)
 
             return await drive_async(op, concurrency, warmup, seconds, backend_pids(self.url))
         finally:
             await notifier.stop()
             await pool.close()
-
-
-# Investigation only: the store's append call encoded two other ways.
-_APPEND_BINARY = _STORE_APPEND.replace("%s", "%b")
-
-
-def _encode_binary(appends: list[StreamAppend], metadata: Metadata) -> tuple[str, tuple]:
-    return _APPEND_BINARY, append_params(appends, metadata)
-
-
-_APPEND_DOC = ("SELECT event_position, event_tx_id::text::bigint AS tx_id"
-               " FROM bench_append_events_doc(%s)")
-
-
-def _encode_doc(appends: list[StreamAppend], metadata: Metadata) -> tuple[str, tuple]:
-    ordered = flatten(appends)
-    doc = {
-        "streams": [[a.stream_id, a.expected_version, len(a.events)] for a in ordered],
-        "events": [
-            [str(ev.event_id), a.stream_id, a.expected_version + i, ev.type, ev.schema_version,
-             ev.data_json()]
-            for a in ordered for i, ev in enumerate(a.events, start=1)
-        ],
-        "metadata": metadata.to_json(),
-    }
-    return _APPEND_DOC, (Jsonb(doc),)
-
-
-# The append as one jsonb document {"streams": [[id, expected, count]...], "events":
-# [[event_id, stream, version, type, schema_version, data]...], "metadata": {...}}, unpacked
-# on the server into the arrays of whatever talk_append_events the migrations installed (so
-# the store's logic is unchanged; this only moves the encoding work from psycopg to Postgres).
-# Created in the bench database only.
-SCRATCH_DOC_FUNCTION = """
-CREATE FUNCTION bench_append_events_doc(p jsonb)
-RETURNS TABLE (event_position bigint, event_tx_id xid8)
-LANGUAGE sql AS $$
-SELECT * FROM talk_append_events(
-    ARRAY(SELECT x.s->>0 FROM jsonb_array_elements(p->'streams') WITH ORDINALITY x(s, n)
-          ORDER BY x.n),
-    ARRAY(SELECT (x.s->>1)::bigint FROM jsonb_array_elements(p->'streams')
-          WITH ORDINALITY x(s, n) ORDER BY x.n),
-    ARRAY(SELECT (x.s->>2)::integer FROM jsonb_array_elements(p->'streams')
-          WITH ORDINALITY x(s, n) ORDER BY x.n),
-    ARRAY(SELECT (x.e->>0)::uuid FROM jsonb_array_elements(p->'events')
-          WITH ORDINALITY x(e, n) ORDER BY x.n),
-    ARRAY(SELECT x.e->>1 FROM jsonb_array_elements(p->'events') WITH ORDINALITY x(e, n)
-          ORDER BY x.n),
-    ARRAY(SELECT (x.e->>2)::bigint FROM jsonb_array_elements(p->'events')
-          WITH ORDINALITY x(e, n) ORDER BY x.n),
-    ARRAY(SELECT x.e->>3 FROM jsonb_array_elements(p->'events') WITH ORDINALITY x(e, n)
-          ORDER BY x.n),
-    ARRAY(SELECT (x.e->>4)::integer FROM jsonb_array_elements(p->'events')
-          WITH ORDINALITY x(e, n) ORDER BY x.n),
-    ARRAY(SELECT x.e->5 FROM jsonb_array_elements(p->'events') WITH ORDINALITY x(e, n)
-          ORDER BY x.n),
-    p->'metadata')
-$$;
-"""
-
-
-def drop_notify_in_scratch_copy(url: str) -> None:
-    """Replace ``talk_append_events`` in this bench database only by a copy without
-    ``pg_notify`` (everything else identical)."""
-    with psycopg.connect(url, autocommit=True) as conn:
-        (src,) = conn.execute(
-            "SELECT pg_get_functiondef('talk_append_events'::regproc)").fetchone()
-        line = "PERFORM pg_notify('talk_events', '');"
-        if line not in src:
-            return  # the installed function already appends without a NOTIFY (0007)
-        conn.execute(src.replace(line, "-- pg_notify removed by bench.append"))
 
 
 RAW_TABLE = """
@@ -519,14 +417,8 @@ def make_system(key: str, admin_url: str, prefix: str) -> System:
     match key:
         case "talk":
             return TalkStore(key, admin_url, prefix)
-        case "talk-nonotify":
-            return TalkStore(key, admin_url, prefix, notify=False)
-        case "talk-binary":
-            return TalkStore(key, admin_url, prefix, client="binary")
-        case "talk-doc":
-            return TalkStore(key, admin_url, prefix, client="doc")
-        case "talk-doc-nonotify":
-            return TalkStore(key, admin_url, prefix, client="doc", notify=False)
+        case "talk-0007":
+            return TalkStore(key, admin_url, prefix, before_0008=True)
         case "raw":
             return Raw(key, admin_url, prefix)
         case "raw-notify":
@@ -560,8 +452,8 @@ def store_note(url: str) -> str:
         (versions,) = conn.execute(
             "SELECT array_agg(version ORDER BY version) FROM schema_migrations").fetchone()
         (digest,) = conn.execute(
-            "SELECT md5(pg_get_functiondef('talk_append_events'::regproc))").fetchone()
-    return f"migrations {versions}, talk_append_events md5 {digest[:12]}"
+            "SELECT md5(pg_get_functiondef('talk_append'::regproc))").fetchone()
+    return f"migrations {versions}, talk_append md5 {digest[:12]}"
 
 
 def server_note(admin_url: str) -> str:

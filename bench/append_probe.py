@@ -10,23 +10,21 @@ psycopg, the pool) and CPU of the Postgres backend serving the connection (serve
 call is what bounds throughput on a 2-core machine once both cores are busy, and it is much
 less disturbed by noisy neighbours than events/s.
 
-Variants (everything but ``talk`` is a scratch copy living only in the bench database):
-``talk``                  ``PostgresEventStore.append`` as shipped
+Variants:
+``talk``                  ``PostgresEventStore.append`` as shipped (``talk_append``, one jsonb)
 ``talk sync_commit=off``  the same, ``SET synchronous_commit = off`` (no WAL flush wait)
-``talk minus pg_notify``  ``talk_append_events`` without its ``pg_notify``
-``talk, binary params``   the same call and parameters sent with ``%b``
-``talk, one jsonb param`` the append as one jsonb document (``bench.append``'s scratch fn)
+``talk before 0008``      ``ArrayFormEventStore`` on a schema that stops at migration 0007
+                          (``talk_append_events``, ten binary arrays)
 ``raw``                   single-row autocommit INSERT (the ceiling of ``bench.append``)
 ``raw + pg_notify``       the same plus ``pg_notify`` in the same statement
 ``raw sync_commit=off``
 and, without any round trip, ``client only``: building the parameters plus psycopg's
-adaptation of them (no I/O), for ``talk`` and ``raw``.
+adaptation of them (no I/O), for ``talk``, ``talk before 0008`` and ``raw``.
 
 ``--pgbench 1,8,32`` adds the server side alone: the same appends as SQL scripts driven by
 ``pgbench`` (a C client, prepared statements) at those concurrencies, interleaved round by
-round, so the Python client is out of the picture: ``talk``, ``talk minus pg_notify``,
-``talk minus pg_notify + NOTIFY in its own transaction`` (a wake-up sent after the append
-committed), ``raw`` and ``raw + pg_notify``.
+round, so the Python client is out of the picture: ``talk``, ``talk before 0008``, ``raw``
+and ``raw + pg_notify``.
 """
 
 from __future__ import annotations
@@ -54,15 +52,13 @@ from bench.append import (
     Raw,
     TalkStore,
     _backends_cpu,
-    _encode_binary,
-    _encode_doc,
     create_databases,
     drop_databases,
     new_message,
 )
+from events.append_statements import array_form_statement, statement_for
 from events.envelope import NewEvent
-from events.postgres_store import _APPEND as STORE_APPEND
-from events.postgres_store import PostgresEventStore, append_params
+from events.postgres_store import ArrayFormEventStore, PostgresEventStore
 from events.store import StreamAppend
 from services.db import Database, make_pool
 from services.settings import load_settings
@@ -104,25 +100,21 @@ def raw_params() -> tuple:
             Jsonb(metadata.to_json()))
 
 
-async def probe_talk(system: TalkStore, label: str, calls: int, *, encode=None,
+async def probe_talk(system: TalkStore, label: str, calls: int, *,
                      sync_commit: str = "on") -> tuple[str, tuple]:
     pool = make_pool(load_settings(database_url=system.url), min_size=1, max_size=1,
                      name="probe")
     await pool.open(wait=True)
     try:
         db = Database(pool)
-        store = PostgresEventStore(db)
+        store = (ArrayFormEventStore if system.before_0008 else PostgresEventStore)(db)
         async with pool.connection() as conn:
             await conn.execute(f"SET synchronous_commit = {sync_commit}")
             pid_conn = conn
-        if encode is None:
-            async def call() -> None:
-                await store.append(*talk_args())
-        else:
-            async def call() -> None:
-                query, params = encode(*talk_args())
-                async with db.statement("append_events") as conn:
-                    await (await conn.execute(query, params)).fetchall()
+
+        async def call() -> None:
+            await store.append(*talk_args())
+
         return label, await measure(pid_conn, call, calls)
     finally:
         await pool.close()
@@ -147,13 +139,12 @@ def client_only(conn: psycopg.Connection, calls: int) -> list[tuple[str, float]]
     def adapt(query: str, params: tuple) -> None:
         PostgresQuery(Transformer(conn)).convert(query, params)
 
-    binary = STORE_APPEND.replace("%s", "%b")
     cases: list[tuple[str, Callable[[], object]]] = [
-        ("talk: build params", lambda: append_params(*talk_args())),
-        ("talk: build + adapt, text (as shipped)",
-         lambda: adapt(STORE_APPEND, append_params(*talk_args()))),
-        ("talk: build + adapt, binary", lambda: adapt(binary, append_params(*talk_args()))),
-        ("talk: build + adapt, one jsonb", lambda: adapt(*_encode_doc(*talk_args()))),
+        ("talk: build the statement's parameters", lambda: statement_for(*talk_args())),
+        ("talk: build + adapt", lambda: adapt(*statement_for(*talk_args()))),
+        ("talk before 0008: build the arrays", lambda: array_form_statement(*talk_args())),
+        ("talk before 0008: build + adapt (binary)",
+         lambda: adapt(*array_form_statement(*talk_args()))),
         ("raw: build params", raw_params),
         ("raw: build + adapt", lambda: adapt(RAW_INSERT, raw_params())),
     ]
@@ -168,17 +159,15 @@ def client_only(conn: psycopg.Connection, calls: int) -> list[tuple[str, float]]
     return out
 
 
-async def probe_all(talk: TalkStore, talk_nn: TalkStore, talk_doc: TalkStore, raw: Raw,
+async def probe_all(talk: TalkStore, before: TalkStore, raw: Raw,
                     n: int) -> list[tuple[str, tuple]]:
     return [
         await probe_talk(talk, "talk", n),
         await probe_raw(raw, "raw", n),
         await probe_talk(talk, "talk sync_commit=off", n, sync_commit="off"),
         await probe_raw(raw, "raw sync_commit=off", n, sync_commit="off"),
-        await probe_talk(talk_nn, "talk minus pg_notify", n),
+        await probe_talk(before, "talk before 0008", n),
         await probe_raw(raw, "raw + pg_notify", n, statement=RAW_INSERT_NOTIFY),
-        await probe_talk(talk, "talk, binary params", n, encode=_encode_binary),
-        await probe_talk(talk_doc, "talk, one jsonb param", n, encode=_encode_doc),
     ]
 
 
@@ -192,20 +181,20 @@ def pgbench_scripts() -> dict[str, tuple[str, str]]:
     _, _, event, metadata = new_message()
     data, meta = _literal(event.model_dump(mode="json")), _literal(metadata.to_json())
 
-    def talk(fn: str) -> str:
-        return (f"SELECT p.* FROM (SELECT 'message-' || gen_random_uuid() AS s) x, LATERAL {fn}("
-                "ARRAY[x.s], ARRAY[0::bigint], ARRAY[1], ARRAY[gen_random_uuid()], ARRAY[x.s], "
-                f"ARRAY[1::bigint], ARRAY['MessagePosted'], ARRAY[1], ARRAY[{data}::jsonb], "
-                f"{meta}::jsonb) p;\n")
-
+    talk = ("SELECT p.* FROM (SELECT 'message-' || gen_random_uuid() AS s) x, LATERAL "
+            "talk_append(jsonb_build_object('streams', jsonb_build_array(jsonb_build_array("
+            "x.s, 0, jsonb_build_array(jsonb_build_array(gen_random_uuid(), 'MessagePosted', 1, "
+            f"{data}::jsonb)))), 'metadata', {meta}::jsonb)) p;\n")
+    before = ("SELECT p.* FROM (SELECT 'message-' || gen_random_uuid() AS s) x, LATERAL "
+              "talk_append_events(ARRAY[x.s], ARRAY[0::bigint], ARRAY[1], "
+              "ARRAY[gen_random_uuid()], ARRAY[x.s], ARRAY[1::bigint], ARRAY['MessagePosted'], "
+              f"ARRAY[1], ARRAY[{data}::jsonb], {meta}::jsonb) p;\n")
     raw = ("INSERT INTO raw_events (id, stream, version, type, data, metadata) VALUES "
            f"(gen_random_uuid(), 'message-' || gen_random_uuid(), 1, 'MessagePosted', {data}, "
            f"{meta})")
     return {
-        "talk": ("talk", talk("talk_append_events")),
-        "talk minus pg_notify": ("talk-nonotify", talk("talk_append_events")),
-        "talk minus pg_notify, + NOTIFY in own txn": (
-            "talk-nonotify", talk("talk_append_events") + "SELECT pg_notify('talk_events', '');\n"),
+        "talk": ("talk", talk),
+        "talk before 0008": ("talk-0007", before),
         "raw": ("raw", raw + ";\n"),
         "raw + pg_notify": ("raw", f"WITH i AS ({raw} RETURNING 1) "
                                    "SELECT pg_notify('talk_events', '') FROM i;\n"),
@@ -267,10 +256,9 @@ def pgbench_section(args: argparse.Namespace, by_key: dict[str, object]) -> list
 def run(args: argparse.Namespace) -> None:
     prefix = f"talk_bench_probe_{os.getpid()}"
     talk = TalkStore("talk", args.admin_url, prefix)
-    talk_nn = TalkStore("talk-nonotify", args.admin_url, prefix, notify=False)
-    talk_doc = TalkStore("talk-doc", args.admin_url, prefix, client="doc")
+    before = TalkStore("talk-0007", args.admin_url, prefix, before_0008=True)
     raw = Raw("raw", args.admin_url, prefix)
-    systems = [talk, talk_nn, talk_doc, raw]
+    systems = [talk, before, raw]
     n = args.calls
     create_databases(args.admin_url, systems)
     try:
@@ -278,10 +266,10 @@ def run(args: argparse.Namespace) -> None:
             s.setup()
         rows = []
         for _ in range(args.repeat):
-            rows += asyncio.run(probe_all(talk, talk_nn, talk_doc, raw, n))
+            rows += asyncio.run(probe_all(talk, before, raw, n))
         with psycopg.connect(talk.url) as conn:
             client = client_only(conn, n)
-        server = pgbench_section(args, {"talk": talk, "talk-nonotify": talk_nn, "raw": raw}) \
+        server = pgbench_section(args, {"talk": talk, "talk-0007": before, "raw": raw}) \
             if args.pgbench else []
     finally:
         drop_databases(args.admin_url, systems)

@@ -31,8 +31,9 @@ from command_api.domain import (
 )
 from command_api.domain.commands import PostMessage
 from command_api.domain.errors import Conflict, DomainError
+from command_api.stream_cache import Loaded
 from events.catalogue import Event, chat_stream, message_stream
-from events.envelope import Metadata, NewEvent, StoredEvent
+from events.envelope import Metadata, NewEvent
 from events.errors import ConcurrencyConflict
 from events.store import AppendResult, EventStore, StreamAppend
 
@@ -85,20 +86,22 @@ def group_appends(events: Sequence[Event], versions: dict[str, int],
     return appends
 
 
-def decoded(stored: Sequence[StoredEvent]) -> list[Event]:
-    return [s.decode() for s in stored]
+async def load_stream(store: EventStore, stream_id: str) -> Loaded:
+    """The stream decoded, through the store's cache when it has one."""
+    load = getattr(store, "load", None)
+    if load is not None:
+        return await load(stream_id)
+    return Loaded(await store.read_stream(stream_id))
 
 
 async def load_chat(store: EventStore, chat_id) -> tuple[ChatState, list[Event], int]:
-    stored = await store.read_stream(chat_stream(chat_id))
-    events = decoded(stored)
-    return fold_chat(events), events, (stored[-1].position if stored else 0)
+    loaded = await load_stream(store, chat_stream(chat_id))
+    return loaded.folded(fold_chat), loaded.events, loaded.head
 
 
 async def load_message(store: EventStore, message_id) -> tuple[MessageState, list[Event], int]:
-    stored = await store.read_stream(message_stream(message_id))
-    events = decoded(stored)
-    return fold_message(events), events, (stored[-1].position if stored else 0)
+    loaded = await load_stream(store, message_stream(message_id))
+    return loaded.folded(fold_message), loaded.events, loaded.head
 
 
 async def decide_chat_command(store: EventStore, cmd: ChatCommand) -> Decision:

@@ -6,18 +6,52 @@ then dropped and the command decided again on fresh state. What the append canno
 for is an answer given without appending (a refusal or a no-op): ``run_command`` decides
 those again on fresh reads before answering. So the cache saves the read round trip and
 the fold of the common path, and never changes an answer.
+
+``load`` also keeps each cached stream decoded and folded (per fold function), so a command
+on a talk with many members costs the same as on a new one: the work is done once per
+version of the stream, not once per command.
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
 
+from events.catalogue import Event
 from events.envelope import Checkpoint, Metadata, StoredEvent
 from events.errors import ConcurrencyConflict
 from events.store import AppendResult, EventStore, StreamAppend
 
 DEFAULT_SIZE = 10_000
+
+Fold = Callable[[list[Event]], Any]
+
+
+@dataclass
+class Loaded:
+    """A stream as commands use it: stored, decoded, folded (each fold computed once)."""
+
+    stored: list[StoredEvent]
+    _events: list[Event] | None = None
+    _folds: dict[Fold, Any] = field(default_factory=dict)
+
+    @property
+    def events(self) -> list[Event]:
+        if self._events is None:
+            self._events = [s.decode() for s in self.stored]
+        return self._events
+
+    @property
+    def head(self) -> int:
+        """The position of the stream's last event (0 for a stream that does not exist)."""
+        return self.stored[-1].position if self.stored else 0
+
+    def folded(self, fold: Fold) -> Any:
+        if fold not in self._folds:
+            self._folds[fold] = fold(self.events)
+        return self._folds[fold]
 
 
 class CachedEventStore(EventStore):
@@ -26,29 +60,34 @@ class CachedEventStore(EventStore):
     def __init__(self, store: EventStore, size: int = DEFAULT_SIZE) -> None:
         self.store = store
         self.size = size
-        self._streams: OrderedDict[str, list[StoredEvent]] = OrderedDict()
+        self._streams: OrderedDict[str, Loaded] = OrderedDict()
         self.fresh = FreshReads(self)
 
-    def _remember(self, stream_id: str, events: list[StoredEvent]) -> None:
+    def _remember(self, stream_id: str, events: list[StoredEvent]) -> Loaded:
+        loaded = Loaded(events)
         if not events:  # a stream that does not exist yet is never cached
             self._streams.pop(stream_id, None)
-            return
-        self._streams[stream_id] = events
+            return loaded
+        self._streams[stream_id] = loaded
         self._streams.move_to_end(stream_id)
         while len(self._streams) > self.size:
             self._streams.popitem(last=False)
+        return loaded
+
+    async def load(self, stream_id: str) -> Loaded:
+        """The stream decoded and ready to fold, from memory when it can."""
+        cached = self._streams.get(stream_id)
+        if cached is None:
+            return self._remember(stream_id, await self.store.read_stream(stream_id))
+        self._streams.move_to_end(stream_id)
+        return cached
 
     def forget(self, stream_id: str) -> None:
         self._streams.pop(stream_id, None)
 
     async def read_stream(self, stream_id: str, after_version: int = 0) -> list[StoredEvent]:
-        cached = self._streams.get(stream_id)
-        if cached is None:
-            cached = await self.store.read_stream(stream_id)
-            self._remember(stream_id, cached)
-        else:
-            self._streams.move_to_end(stream_id)
-        return [e for e in cached if e.version > after_version]
+        loaded = await self.load(stream_id)
+        return [e for e in loaded.stored if e.version > after_version]
 
     async def append(self, appends: Sequence[StreamAppend], metadata: Metadata) -> AppendResult:
         try:
@@ -76,10 +115,12 @@ class FreshReads(EventStore):
     def __init__(self, cache: CachedEventStore) -> None:
         self.cache = cache
 
+    async def load(self, stream_id: str) -> Loaded:
+        return self.cache._remember(stream_id, await self.cache.store.read_stream(stream_id))
+
     async def read_stream(self, stream_id: str, after_version: int = 0) -> list[StoredEvent]:
-        events = await self.cache.store.read_stream(stream_id)
-        self.cache._remember(stream_id, events)
-        return [e for e in events if e.version > after_version]
+        loaded = await self.load(stream_id)
+        return [e for e in loaded.stored if e.version > after_version]
 
     async def append(self, appends: Sequence[StreamAppend], metadata: Metadata) -> AppendResult:
         return await self.cache.append(appends, metadata)

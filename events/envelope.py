@@ -5,9 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
-from uuid import UUID, uuid4
+from uuid import UUID
 
 from events.catalogue import Event
+from events.ids import time_ordered_uuid
 from events.upcasting import UPCASTERS, Upcasters
 
 
@@ -38,7 +39,7 @@ class NewEvent:
 
     stream_id: str
     event: Event
-    event_id: UUID = field(default_factory=uuid4)
+    event_id: UUID = field(default_factory=time_ordered_uuid)
 
     @property
     def type(self) -> str:

@@ -1,6 +1,6 @@
 """The Postgres adapter of the event store.
 
-``append`` is one call of ``talk_append_events`` (one statement in autocommit mode: one
+``append`` is one statement (:mod:`events.append_statements`; in autocommit mode one
 round trip, one transaction); the wake-up NOTIFY follows after commit, coalesced
 (:mod:`events.notifier`). ``read_all`` follows the global order ``(tx_id, position)``
 and stops below the oldest transaction still running, so it never passes an event that a
@@ -12,22 +12,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import psycopg
-from psycopg.types.json import Jsonb
 
+from events.append_statements import Statement, array_form_statement, statement_for
 from events.envelope import Checkpoint, Metadata, StoredEvent
 from events.errors import ConcurrencyConflict
 from events.notifier import CommitNotifier
-from events.store import AppendResult, EventStore, StreamAppend, flatten
+from events.store import AppendResult, EventStore, StreamAppend
 from services.db import Database
 
 CONFLICT_SQLSTATE = "TK001"
-
-# Binary parameters: psycopg's C dumpers send the arrays as they are, where the text format
-# would quote and escape every element in Python (a third of an append's client CPU).
-_APPEND = (
-    "SELECT event_position, event_tx_id::text::bigint AS tx_id FROM talk_append_events("
-    "%b, %b, %b, %b, %b, %b, %b, %b, %b, %b)"
-)
 
 _COLUMNS = (
     "position, tx_id::text::bigint AS tx_id, event_id, stream_id, version, type,"
@@ -63,36 +56,12 @@ def row_to_event(row: dict) -> StoredEvent:
     )
 
 
-def append_params(appends: Sequence[StreamAppend], metadata: Metadata) -> tuple:
-    ordered = flatten(appends)
-    event_ids, ev_streams, ev_versions, types, schema_versions, data = [], [], [], [], [], []
-    for a in ordered:
-        for i, ev in enumerate(a.events, start=1):
-            event_ids.append(ev.event_id)
-            ev_streams.append(a.stream_id)
-            ev_versions.append(a.expected_version + i)
-            types.append(ev.type)
-            schema_versions.append(ev.schema_version)
-            data.append(Jsonb(ev.data_json()))
-    return (
-        [a.stream_id for a in ordered],
-        [a.expected_version for a in ordered],
-        [len(a.events) for a in ordered],
-        event_ids,
-        ev_streams,
-        ev_versions,
-        types,
-        schema_versions,
-        data,
-        Jsonb(metadata.to_json()),
-    )
-
-
 async def append_on(conn: psycopg.AsyncConnection, appends: Sequence[StreamAppend],
-                    metadata: Metadata) -> AppendResult:
+                    metadata: Metadata, statement: Statement = statement_for) -> AppendResult:
     """Append on a given connection (inside the caller's transaction if it has one)."""
+    query, params = statement(appends, metadata)
     try:
-        cur = await conn.execute(_APPEND, append_params(appends, metadata))
+        cur = await conn.execute(query, params)
     except psycopg.Error as exc:
         if exc.sqlstate == CONFLICT_SQLSTATE:
             stream = exc.diag.message_detail or "?"
@@ -108,6 +77,8 @@ async def append_on(conn: psycopg.AsyncConnection, appends: Sequence[StreamAppen
 class PostgresEventStore(EventStore):
     """``notifier`` (optional) is poked after each committed append to wake readers."""
 
+    statement: Statement = staticmethod(statement_for)  # which SQL appends (per shape)
+
     def __init__(self, db: Database, notifier: CommitNotifier | None = None) -> None:
         self.db = db
         self.notifier = notifier
@@ -120,7 +91,7 @@ class PostgresEventStore(EventStore):
 
     async def append(self, appends: Sequence[StreamAppend], metadata: Metadata) -> AppendResult:
         async with self.db.statement("append_events") as conn:
-            result = await append_on(conn, appends, metadata)
+            result = await append_on(conn, appends, metadata, self.statement)
         self.committed()
         return result
 
@@ -143,3 +114,10 @@ class PostgresEventStore(EventStore):
 async def read_all_on(conn: psycopg.AsyncConnection, after: Checkpoint, limit: int) -> list[StoredEvent]:
     cur = await conn.execute(_READ_ALL, (str(after.tx_id), after.position, limit))
     return [row_to_event(r) for r in await cur.fetchall()]
+
+
+class ArrayFormEventStore(PostgresEventStore):
+    """The store as it appended before migration 0008, for a database whose schema stops
+    earlier (the tests of older migrations; the before/after comparison in bench.append)."""
+
+    statement = staticmethod(array_form_statement)

@@ -55,6 +55,18 @@ class Database:
 
     def __init__(self, pool: AsyncConnectionPool) -> None:
         self.pool = pool
+        # Bound once: a lazy structlog proxy binds a new logger on every call, and the
+        # labelled histogram child is looked up once per name (both are on every statement).
+        self._log = log.bind()
+        self._seconds: dict[str, Histogram] = {}
+
+    def _finished(self, kind: str, name: str, start: float) -> None:
+        elapsed = time.perf_counter() - start
+        seconds = self._seconds.get(name)
+        if seconds is None:
+            seconds = self._seconds[name] = DB_SECONDS.labels(name)
+        seconds.observe(elapsed)
+        self._log.debug(kind, name=name, ms=round(elapsed * 1000, 3))
 
     @asynccontextmanager
     async def transaction(self, name: str) -> AsyncIterator[psycopg.AsyncConnection]:
@@ -67,9 +79,7 @@ class Database:
             DB_ERRORS.labels(name).inc()
             raise
         finally:
-            elapsed = time.perf_counter() - start
-            DB_SECONDS.labels(name).observe(elapsed)
-            log.debug("db.transaction", name=name, ms=round(elapsed * 1000, 3))
+            self._finished("db.transaction", name, start)
 
     @asynccontextmanager
     async def statement(self, name: str) -> AsyncIterator[psycopg.AsyncConnection]:
@@ -82,9 +92,7 @@ class Database:
             DB_ERRORS.labels(name).inc()
             raise
         finally:
-            elapsed = time.perf_counter() - start
-            DB_SECONDS.labels(name).observe(elapsed)
-            log.debug("db.statement", name=name, ms=round(elapsed * 1000, 3))
+            self._finished("db.statement", name, start)
 
     async def ping(self) -> None:
         async with self.statement("ping") as conn:

@@ -40,8 +40,9 @@ def available_migrations() -> list[Migration]:
     return found
 
 
-async def apply_migrations(database_url: str) -> list[int]:
-    """Apply what is missing; returns the versions applied by this call."""
+async def apply_migrations(database_url: str, up_to: int | None = None) -> list[int]:
+    """Apply what is missing (up to version ``up_to`` if given); returns the versions applied
+    by this call."""
     applied_now: list[int] = []
     async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as conn:
         await conn.execute("SELECT pg_advisory_lock(%s)", (MIGRATION_LOCK,))
@@ -54,7 +55,7 @@ async def apply_migrations(database_url: str) -> list[int]:
             cur = await conn.execute("SELECT version FROM schema_migrations")
             done = {row[0] for row in await cur.fetchall()}
             for mig in available_migrations():
-                if mig.version in done:
+                if mig.version in done or (up_to is not None and mig.version > up_to):
                     continue
                 async with conn.transaction():
                     await conn.execute(mig.sql)

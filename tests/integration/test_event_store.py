@@ -8,10 +8,11 @@ from uuid import uuid4
 import psycopg
 import pytest
 
-from events.catalogue import ChatCreated, chat_stream, message_stream
+from events.catalogue import ChatCreated, MessagePosted, chat_stream, message_stream
 from events.envelope import START, NewEvent
 from events.errors import ConcurrencyConflict
 from events.store import StreamAppend
+from services.timefmt import utcnow
 from tests.factories import chat_created, new_chat_append, rename
 from tests.support import wait_until
 
@@ -136,3 +137,57 @@ async def test_read_all_follows_commit_order_and_stops_at_open_transactions(stor
 async def _read_two(store, head):
     events = await store.read_all(head, 100)
     return events if len(events) >= 2 else None
+
+
+def _posted(chat_id) -> StreamAppend:
+    """A new message stream with its MessagePosted (one event: the store's one-statement shape)."""
+    message_id = uuid4()
+    event = MessagePosted(message_id=message_id, chat_id=chat_id, owner_type="agent",
+                          owner_id=uuid4(), type="normal", text="hi", tm_create=utcnow())
+    stream = message_stream(message_id)
+    return StreamAppend(stream, 0, (NewEvent(stream, event),))
+
+
+async def test_one_event_with_checks_is_refused_whole_and_names_the_stream(store):
+    """The one-statement shape: a check that fails, or the stream's own version, refuses the
+    append with the stream that failed, and nothing is written."""
+    append, md = new_chat_append()
+    await store.append([append], md)
+    chat_id = append.events[0].event.chat_id
+    await store.append([rename(chat_id, 1, "renamed")], md)
+
+    stale, post = StreamAppend(chat_stream(chat_id), 1, ()), _posted(chat_id)
+    with pytest.raises(ConcurrencyConflict) as refused:
+        await store.append([stale, post], md)
+    assert refused.value.stream_id == chat_stream(chat_id)
+    assert await store.read_stream(post.stream_id) == []
+
+    other, _ = new_chat_append()
+    await store.append([other], md)
+    current = StreamAppend(chat_stream(chat_id), 2, ())
+    result = await store.append([current, StreamAppend(other.stream_id, 1, ()), post], md)
+    assert len(result.positions) == 1
+    assert [s.version for s in await store.read_stream(post.stream_id)] == [1]
+
+    with pytest.raises(ConcurrencyConflict) as refused:  # the stream itself is not new
+        await store.append([current, post], md)
+    assert refused.value.stream_id == post.stream_id
+    with pytest.raises(ConcurrencyConflict) as refused:  # nor at version 2
+        await store.append([current, rename(other.events[0].event.chat_id, 2, "x")], md)
+    assert refused.value.stream_id == other.stream_id
+    assert len(await store.read_stream(other.stream_id)) == 1
+
+
+async def test_one_event_with_a_check_holds_the_checked_stream_until_commit(store, db):
+    from events.postgres_store import append_on
+
+    append, md = new_chat_append()
+    await store.append([append], md)
+    chat_id = append.events[0].event.chat_id
+    async with db.transaction("post_holds_check") as conn:
+        await append_on(conn, [StreamAppend(chat_stream(chat_id), 1, ()), _posted(chat_id)], md)
+        writer = asyncio.create_task(store.append([rename(chat_id, 1, "late")], md))
+        done, _ = await asyncio.wait({writer}, timeout=0.3)
+        assert not done, "the writer must wait for the transaction holding the check"
+    await asyncio.wait_for(writer, 5)
+    assert len(await store.read_stream(chat_stream(chat_id))) == 2

@@ -43,14 +43,14 @@ def stream_reads(monkeypatch) -> StreamReads:
     or read from the database."""
     reads = StreamReads()
     for cls in (CachedEventStore, FreshReads):
-        original = cls.read_stream
+        original = cls.load
 
-        async def counting(self, stream_id: str, after_version: int = 0, _original=original):
-            events = await _original(self, stream_id, after_version)
-            reads.events[stream_id] += len(events)
-            return events
+        async def counting(self, stream_id: str, _original=original):
+            loaded = await _original(self, stream_id)
+            reads.events[stream_id] += len(loaded.stored)
+            return loaded
 
-        monkeypatch.setattr(cls, "read_stream", counting)
+        monkeypatch.setattr(cls, "load", counting)
     return reads
 
 

@@ -68,11 +68,12 @@ def settings_for(database_url: str) -> Settings:
 
 
 @asynccontextmanager
-async def store_on(database_url: str) -> AsyncIterator[PostgresEventStore]:
+async def store_on(database_url: str, kind: type[PostgresEventStore] = PostgresEventStore,
+                   ) -> AsyncIterator[PostgresEventStore]:
     pool = make_pool(settings_for(database_url), min_size=1, max_size=4, name="talk-audit-tests")
     await pool.open(wait=True)
     try:
-        yield PostgresEventStore(Database(pool))
+        yield kind(Database(pool))
     finally:
         await pool.close()
 
@@ -183,3 +184,20 @@ class Session:
 
     def agent(self, customer_id: UUID | None = None, roles: list[str] | None = None) -> Agent:
         return Agent(self, customer_id or uuid4(), roles)
+
+
+def rehash_from(conn, stream: str, version: int) -> None:
+    """Recompute the hashes of ``stream`` from ``version`` on, and its head: what someone with
+    the database password and this repository could do."""
+    last = conn.execute("SELECT max(version) FROM events WHERE stream_id = %s",
+                        (stream,)).fetchone()[0]
+    for v in range(version, last + 1):
+        conn.execute(
+            "UPDATE events e SET hash = talk_event_hash("
+            "  coalesce((SELECT hash FROM events p WHERE p.stream_id = e.stream_id"
+            "            AND p.version = e.version - 1), decode(repeat('00', 32), 'hex')),"
+            "  e.event_id, e.stream_id, e.version, e.type, e.schema_version, e.recorded_at,"
+            "  e.data, e.metadata)"
+            " WHERE e.stream_id = %s AND e.version = %s", (stream, v))
+    conn.execute("UPDATE streams SET head_hash = (SELECT hash FROM events WHERE stream_id = %s"
+                 " AND version = %s) WHERE stream_id = %s", (stream, last, stream))

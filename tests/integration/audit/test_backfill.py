@@ -10,6 +10,7 @@ import psycopg
 import pytest
 
 from events.catalogue import chat_stream
+from events.postgres_store import ArrayFormEventStore
 from services.migrate import apply_migrations, available_migrations
 from tests.factories import metadata, rename
 from tests.integration.audit.conftest import admin, seed_talks, store_on, talk_events_here
@@ -39,7 +40,8 @@ def test_the_migration_backfills_an_existing_store(postgres_admin_url, capsys):
         migrate_before_the_chain(url)
 
         async def seed() -> list:
-            async with store_on(url) as store:
+            # the schema before 0004 has only the array form of the append
+            async with store_on(url, ArrayFormEventStore) as store:
                 chats = await seed_talks(store, 6, 5, per_append=4)
                 await store.append([rename(chats[0], 5, "é \"quoted\"\n☃")], metadata())
                 return chats

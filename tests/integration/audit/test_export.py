@@ -18,10 +18,10 @@ import orjson
 import psycopg
 import pytest
 
+from events.append_statements import statement_for
 from events.catalogue import MessagePosted, chat_stream, message_stream
 from events.envelope import Metadata, NewEvent
 from events.hashchain import ZERO_HASH, event_hash_of_values
-from events.postgres_store import _APPEND, append_params
 from events.store import StreamAppend
 from services.timefmt import format_ts, parse_ts, utcnow
 from tests.factories import new_chat_append
@@ -253,7 +253,7 @@ def test_an_export_never_passes_a_transaction_still_in_flight(two_customers, cap
     before = _ndjson(talk_events_here(url, capsys, "export"))
     slow = new_chat_append(customer_id=two_customers["a"])
     with psycopg.connect(url) as in_flight:  # a transaction left open
-        in_flight.execute(_APPEND, append_params([slow[0]], slow[1]))
+        in_flight.execute(*statement_for([slow[0]], slow[1]))
         asyncio.run(_append_talk(url, two_customers["a"]))  # commits after it started
         assert _ndjson(talk_events_here(url, capsys, "export")) == before
         in_flight.commit()

@@ -99,13 +99,19 @@ async def test_every_stored_hash_chains_as_python_computes_it(fresh_database_url
         d_stream = chat_stream(d.chat_id)
         await store.append([StreamAppend(d_stream, 0, (NewEvent(d_stream, d),)),
                             rename(chat_a, 4, "a5")], md)
+        # one event on one stream with a check: the store's one-statement shape, new and not
+        e = chat_created(customer_id=md.customer_id)
+        e_stream = chat_stream(e.chat_id)
+        await store.append([StreamAppend(e_stream, 0, (NewEvent(e_stream, e),)),
+                            StreamAppend(b.stream_id, 3, ())], md)
+        await store.append([rename(chat_a, 5, "a6 ☃"), StreamAppend(b.stream_id, 3, ())], md)
 
     with psycopg.connect(fresh_database_url, row_factory=dict_row) as conn:
         rows = conn.execute("SELECT *, data::text AS data_text, metadata::text AS meta_text"
                             " FROM events ORDER BY stream_id, version").fetchall()
         heads = {r["stream_id"]: (r["version"], bytes(r["head_hash"]))
                  for r in conn.execute("SELECT * FROM streams")}
-    assert len(rows) == 10
+    assert len(rows) == 12
     prev: dict[str, bytes] = {}
     for r in rows:
         before = prev.get(r["stream_id"], ZERO_HASH)

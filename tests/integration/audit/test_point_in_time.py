@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 import psycopg
 import pytest
 
+from events.append_statements import statement_for
 from events.catalogue import chat_stream
 from events.point_in_time import (
     AtPosition,
@@ -21,7 +22,6 @@ from events.point_in_time import (
     parse_moment,
     talk_state,
 )
-from events.postgres_store import _APPEND, append_params
 from services.timefmt import format_ts, utcnow
 from tests.factories import new_chat_append
 from tests.integration.audit.conftest import (
@@ -149,7 +149,7 @@ def test_a_position_is_answered_once_the_history_before_it_is_final(fresh_databa
 
     slow, slow_md = new_chat_append()
     with psycopg.connect(url) as in_flight:  # kept short: the barrier is cluster-wide
-        in_flight.execute(_APPEND, append_params([slow], slow_md))
+        in_flight.execute(*statement_for([slow], slow_md))
         chat_id, _ = asyncio.run(commit_a_talk())
         with admin(url) as conn:
             last = conn.execute("SELECT max(position) FROM events WHERE stream_id = %s",

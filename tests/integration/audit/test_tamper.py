@@ -6,29 +6,18 @@ rewritten hashes and all, which the chain alone cannot."""
 from __future__ import annotations
 
 from events.catalogue import chat_stream
-from tests.integration.audit.conftest import admin, seed_talks_sync, talk_cli, talk_events_here
+from tests.integration.audit.conftest import (
+    admin,
+    rehash_from,
+    seed_talks_sync,
+    talk_cli,
+    talk_events_here,
+)
 
 
 def _untrigger(conn) -> None:
     # Only ever in a test database of its own: stored events are immutable otherwise.
     conn.execute("ALTER TABLE events DISABLE TRIGGER events_immutable")
-
-
-def _rehash_from(conn, stream: str, version: int) -> None:
-    """Recompute the hashes of ``stream`` from ``version`` on, and its head: what someone with
-    the database password and this repository could do."""
-    last = conn.execute("SELECT max(version) FROM events WHERE stream_id = %s",
-                        (stream,)).fetchone()[0]
-    for v in range(version, last + 1):
-        conn.execute(
-            "UPDATE events e SET hash = talk_event_hash("
-            "  coalesce((SELECT hash FROM events p WHERE p.stream_id = e.stream_id"
-            "            AND p.version = e.version - 1), decode(repeat('00', 32), 'hex')),"
-            "  e.event_id, e.stream_id, e.version, e.type, e.schema_version, e.recorded_at,"
-            "  e.data, e.metadata)"
-            " WHERE e.stream_id = %s AND e.version = %s", (stream, v))
-    conn.execute("UPDATE streams SET head_hash = (SELECT hash FROM events WHERE stream_id = %s"
-                 " AND version = %s) WHERE stream_id = %s", (stream, last, stream))
 
 
 def test_verify_finds_each_tampering_by_stream_and_version(fresh_database_url):
@@ -104,7 +93,7 @@ def test_a_rewritten_tail_is_caught_only_against_a_checkpoint(fresh_database_url
         _untrigger(conn)
         conn.execute("UPDATE events SET data = jsonb_set(data, '{name}', '\"rewritten\"')"
                      " WHERE stream_id = %s AND version = 2", (rewritten,))
-        _rehash_from(conn, rewritten, 2)
+        rehash_from(conn, rewritten, 2)
         conn.execute("DELETE FROM events WHERE stream_id = %s", (erased,))
         conn.execute("DELETE FROM streams WHERE stream_id = %s", (erased,))
 

@@ -18,7 +18,7 @@ from psycopg.types.json import Jsonb
 
 from events.hashchain import ZERO_HASH, event_hash_of_values
 from services.timefmt import format_ts, parse_ts
-from tests.integration.audit.conftest import admin, talk_events_here
+from tests.integration.audit.conftest import admin, rehash_from, talk_events_here
 from tests.integration.audit.test_hash_chain_sql import TRICKY
 
 STREAMS = ["chat-plain", 'q"uote\\back slash', "tab\there\nnewline\x01", "é ☃ 😀 \u2028"]
@@ -43,17 +43,7 @@ def move_in_time(conn: psycopg.Connection, stream: str, version: int, moment: st
     conn.execute("ALTER TABLE events DISABLE TRIGGER events_immutable")
     conn.execute("UPDATE events SET recorded_at = %s WHERE stream_id = %s AND version = %s",
                  (moment, stream, version))
-    last = conn.execute("SELECT max(version) FROM events WHERE stream_id = %s",
-                        (stream,)).fetchone()[0]
-    for v in range(version, last + 1):
-        conn.execute(
-            "UPDATE events e SET hash = talk_event_hash("
-            "  coalesce((SELECT hash FROM events p WHERE p.stream_id = e.stream_id"
-            "            AND p.version = e.version - 1), decode(repeat('00', 32), 'hex')),"
-            "  e.event_id, e.stream_id, e.version, e.type, e.schema_version, e.recorded_at,"
-            "  e.data, e.metadata) WHERE e.stream_id = %s AND e.version = %s", (stream, v))
-    conn.execute("UPDATE streams SET head_hash = (SELECT hash FROM events WHERE stream_id = %s"
-                 " AND version = %s) WHERE stream_id = %s", (stream, last, stream))
+    rehash_from(conn, stream, version)
     conn.execute("ALTER TABLE events ENABLE TRIGGER events_immutable")
 
 
