@@ -17,6 +17,7 @@ from events.postgres_store import PostgresEventStore
 from services.http.app import create_base_app
 from services.http.context import DATABASE, database_ctx
 from services.settings import Settings
+from services.tasks import cancel_and_wait
 
 
 def install_command_api(app: web.Application, settings: Settings) -> None:
@@ -31,8 +32,7 @@ def install_command_api(app: web.Application, settings: Settings) -> None:
         try:
             yield
         finally:
-            purger.cancel()
-            await asyncio.gather(purger, return_exceptions=True)
+            await cancel_and_wait(purger)
             await notifier.stop()
 
     app.cleanup_ctx.append(ctx)

@@ -14,6 +14,8 @@ import asyncio
 import psycopg
 import structlog
 
+from services.tasks import cancel_and_wait
+
 log = structlog.get_logger("talk.events")
 
 CHANNEL = "talk_events"
@@ -30,13 +32,8 @@ class CommitNotifier:
         self._task = asyncio.create_task(self._run(), name="commit-notifier")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except (asyncio.CancelledError, Exception):
-                pass
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None
 
     def poke(self) -> None:
         """Something committed: wake the readers soon."""

@@ -11,6 +11,8 @@ import asyncio
 import psycopg
 import structlog
 
+from services.tasks import cancel_and_wait
+
 log = structlog.get_logger("talk.projector")
 
 CHANNEL = "talk_events"
@@ -28,12 +30,7 @@ class Wakeup:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        if self._task:
-            self._task.cancel()
-            try:
-                await self._task
-            except (asyncio.CancelledError, Exception):
-                pass
+        await cancel_and_wait(self._task)
 
     async def _listen(self) -> None:
         backoff = 0.2

@@ -17,6 +17,7 @@ from aiohttp import web
 from query_api.context import READ_STORE
 from query_api.read_store import ReadStore
 from services.http.problems import Problem
+from services.tasks import cancel_and_wait
 
 log = structlog.get_logger("talk.query")
 
@@ -35,12 +36,7 @@ class ProjectionWatcher:
         self._task = asyncio.create_task(self._listen(), name="projection-watcher")
 
     async def stop(self) -> None:
-        if self._task:
-            self._task.cancel()
-            try:
-                await self._task
-            except (asyncio.CancelledError, Exception):
-                pass
+        await cancel_and_wait(self._task)
 
     async def _listen(self) -> None:
         while True:

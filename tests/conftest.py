@@ -11,6 +11,7 @@ from contextlib import ExitStack
 
 import pytest
 
+from tests import watchdog
 from tests.infra import (
     InfrastructureMissing,
     create_database,
@@ -20,6 +21,8 @@ from tests.infra import (
 )
 from tests.support import TEST_SECRET
 
+WATCHDOG = pytest.StashKey[watchdog.Watchdog]()
+
 
 def pytest_configure(config: pytest.Config) -> None:
     """Logs as the services write them (JSON), at WARNING, so test output stays readable."""
@@ -27,6 +30,18 @@ def pytest_configure(config: pytest.Config) -> None:
     from services.settings import Settings
 
     configure_logging(Settings(log_level="WARNING"))
+    config.stash[WATCHDOG] = watchdog.install(config)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None):
+    """Each test (setup, call, teardown) runs under the hang watchdog (tests/watchdog.py)."""
+    dog = item.config.stash[WATCHDOG]
+    dog.test_started(item.nodeid)
+    try:
+        return (yield)
+    finally:
+        dog.test_ended()
 
 
 @pytest.fixture(scope="session")

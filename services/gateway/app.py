@@ -28,6 +28,7 @@ from services.http.context import DATABASE, database_ctx
 from services.http.health import READINESS_CHECKS
 from services.http.middlewares import caller_of
 from services.settings import Settings
+from services.tasks import cancel_and_wait
 
 TOKEN_EXPIRED_CLOSE_CODE = 4001
 EXPIRY_SWEEP_INTERVAL = 1.0  # seconds
@@ -102,9 +103,7 @@ def _expiry_ctx(hub: Hub) -> Callable[[web.Application], AsyncIterator[None]]:
         try:
             yield
         finally:
-            task.cancel()
-            with suppress(asyncio.CancelledError):
-                await task
+            await cancel_and_wait(task)
 
     return ctx
 
