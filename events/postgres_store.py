@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import psycopg
+from psycopg.rows import tuple_row
 
 from events.append_statements import Statement, array_form_statement, statement_for
 from events.envelope import Checkpoint, Metadata, StoredEvent
@@ -60,8 +61,9 @@ async def append_on(conn: psycopg.AsyncConnection, appends: Sequence[StreamAppen
                     metadata: Metadata, statement: Statement = statement_for) -> AppendResult:
     """Append on a given connection (inside the caller's transaction if it has one)."""
     query, params = statement(appends, metadata)
+    cur = conn.cursor(row_factory=tuple_row)  # (position, tx_id): no dict per row
     try:
-        cur = await conn.execute(query, params)
+        await cur.execute(query, params)
     except psycopg.Error as exc:
         if exc.sqlstate == CONFLICT_SQLSTATE:
             stream = exc.diag.message_detail or "?"
@@ -71,7 +73,7 @@ async def append_on(conn: psycopg.AsyncConnection, appends: Sequence[StreamAppen
     rows = await cur.fetchall()
     if not rows:
         return AppendResult(positions=(), tx_id=0)
-    return AppendResult(positions=tuple(r["event_position"] for r in rows), tx_id=rows[0]["tx_id"])
+    return AppendResult(positions=tuple(r[0] for r in rows), tx_id=rows[0][1])
 
 
 class PostgresEventStore(EventStore):

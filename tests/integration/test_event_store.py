@@ -191,3 +191,22 @@ async def test_one_event_with_a_check_holds_the_checked_stream_until_commit(stor
         assert not done, "the writer must wait for the transaction holding the check"
     await asyncio.wait_for(writer, 5)
     assert len(await store.read_stream(chat_stream(chat_id))) == 2
+
+
+async def test_two_creations_of_one_stream_one_wins_and_the_other_is_a_conflict(store, db):
+    """A second creation of a stream (the one-event statement) waits for the first, then is
+    refused as a conflict naming the stream, and wrote nothing."""
+    from events.postgres_store import append_on
+
+    first, md = new_chat_append()
+    second = StreamAppend(first.stream_id, 0, [NewEvent(first.stream_id, first.events[0].event)])
+    async with db.transaction("first_creation") as conn:
+        await append_on(conn, [first], md)
+        creator = asyncio.create_task(store.append([second], md))
+        done, _ = await asyncio.wait({creator}, timeout=0.3)
+        assert not done, "the second creation must wait for the first to commit"
+    with pytest.raises(ConcurrencyConflict) as refused:
+        await asyncio.wait_for(creator, 5)
+    assert (refused.value.stream_id, refused.value.expected_version) == (first.stream_id, 0)
+    stored = await store.read_stream(first.stream_id)
+    assert [s.event_id for s in stored] == [first.events[0].event_id]
