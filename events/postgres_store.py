@@ -14,7 +14,13 @@ from collections.abc import Sequence
 import psycopg
 from psycopg.rows import tuple_row
 
-from events.append_statements import Statement, array_form_statement, statement_for
+from events.append_statements import (
+    REFUSED_STREAM,
+    Statement,
+    array_form_statement,
+    refusal_order,
+    statement_for,
+)
 from events.envelope import Checkpoint, Metadata, StoredEvent
 from events.errors import ConcurrencyConflict
 from events.notifier import CommitNotifier
@@ -57,6 +63,19 @@ def row_to_event(row: dict) -> StoredEvent:
     )
 
 
+async def refusal(conn: psycopg.AsyncConnection,
+                  appends: Sequence[StreamAppend]) -> ConcurrencyConflict:
+    """The conflict of a refused append, naming the first stream that is not at its expected
+    version (versions only move on, so the stream that refused it still is not; if none is,
+    as when a concurrent creation of a new stream rolled back, the stream written)."""
+    streams, expected = refusal_order(appends)
+    cur = conn.cursor(row_factory=tuple_row)
+    await cur.execute(REFUSED_STREAM, (streams, expected))
+    row = await cur.fetchone()
+    stream = row[0] if row else streams[-1]
+    return ConcurrencyConflict(stream, expected[streams.index(stream)])
+
+
 async def append_on(conn: psycopg.AsyncConnection, appends: Sequence[StreamAppend],
                     metadata: Metadata, statement: Statement = statement_for) -> AppendResult:
     """Append on a given connection (inside the caller's transaction if it has one)."""
@@ -72,6 +91,8 @@ async def append_on(conn: psycopg.AsyncConnection, appends: Sequence[StreamAppen
         raise
     rows = await cur.fetchall()
     if not rows:
+        if any(a.events for a in appends):  # refused: the one-event statement wrote nothing
+            raise await refusal(conn, appends)
         return AppendResult(positions=(), tx_id=0)
     return AppendResult(positions=tuple(r[0] for r in rows), tx_id=rows[0][1])
 
