@@ -33,6 +33,11 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[WATCHDOG] = watchdog.install(config)
 
 
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if WATCHDOG in config.stash:
+        config.stash[WATCHDOG].session_finished()
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None):
     """Each test (setup, call, teardown) runs under the hang watchdog (tests/watchdog.py)."""

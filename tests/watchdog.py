@@ -31,23 +31,35 @@ class Watchdog:
         self.limit = limit
         self.current: str | None = None
         self.started = 0.0
+        self._changed = threading.Event()  # a test started or ended
+        self._finished = threading.Event()  # pytest is done
         threading.Thread(target=self._watch, name="test-watchdog", daemon=True).start()
 
     def test_started(self, nodeid: str) -> None:
         self.current, self.started = nodeid, time.monotonic()
+        self._changed.set()
 
     def test_ended(self) -> None:
         self.current = None
+        self._changed.set()
+
+    def session_finished(self) -> None:
+        self._finished.set()
 
     def _watch(self) -> None:
         while True:
-            time.sleep(1.0)
-            nodeid = self.current
-            if nodeid is not None and time.monotonic() - self.started > self.limit:
-                self._report(nodeid)
-                os.kill(os.getpid(), signal.SIGINT)  # a real signal wakes the event loop
-                time.sleep(GRACE_AFTER_INTERRUPT)
+            self._changed.clear()
+            nodeid, started = self.current, self.started
+            if nodeid is None:
+                self._changed.wait()
+                continue
+            if self._changed.wait(started + self.limit - time.monotonic()):
+                continue
+            self._report(nodeid)
+            os.kill(os.getpid(), signal.SIGINT)  # a real signal wakes the event loop
+            if not self._finished.wait(GRACE_AFTER_INTERRUPT):
                 os._exit(HUNG_EXIT_STATUS)
+            return
 
     def _report(self, nodeid: str) -> None:
         capture = self.config.pluginmanager.getplugin("capturemanager")
