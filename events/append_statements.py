@@ -66,7 +66,7 @@ def append_document(appends: Sequence[StreamAppend], metadata: Metadata) -> str:
 def statement_for(appends: Sequence[StreamAppend], metadata: Metadata) -> tuple[str, object]:
     """The statement and parameters that append ``appends``."""
     written = [a for a in appends if a.events]
-    checks = [a for a in appends if not a.events]
+    checks = checks_in_lock_order(appends)
     if (len(written) == 1 and len(written[0].events) == 1
             and all(c.expected_version > 0 for c in checks)):
         target, event = written[0], written[0].events[0]
@@ -75,7 +75,7 @@ def statement_for(appends: Sequence[StreamAppend], metadata: Metadata) -> tuple[
             "t": event.type, "sv": event.schema_version, "d": dumps(event.data_json()),
             "m": dumps(metadata.to_json()),
         }
-        for i, check in enumerate(sorted(checks, key=lambda c: c.stream_id)):
+        for i, check in enumerate(checks):
             params[f"c{i}"], params[f"v{i}"] = check.stream_id, check.expected_version
         return one_event_statement(target.expected_version == 0, len(checks)), params
     return APPEND_DOCUMENT, (append_document(appends, metadata),)
@@ -117,11 +117,15 @@ def one_event_statement(new_stream: bool, checks: int) -> str:
             + " SELECT position AS event_position, tx_id::text::bigint AS tx_id FROM inserted")
 
 
+def checks_in_lock_order(appends: Sequence[StreamAppend]) -> list[StreamAppend]:
+    """The streams an append only checks (no events), in the order they are locked."""
+    return sorted((a for a in appends if not a.events), key=lambda a: a.stream_id)
+
+
 def refusal_order(appends: Sequence[StreamAppend]) -> tuple[list[str], list[int]]:
     """The streams of a refused append in the order a refusal names them (the checks first, in
     lock order, then the streams written), with their expected versions."""
-    ordered = ([a for a in sorted(appends, key=lambda a: a.stream_id) if not a.events]
-               + [a for a in appends if a.events])
+    ordered = checks_in_lock_order(appends) + [a for a in appends if a.events]
     return [a.stream_id for a in ordered], [a.expected_version for a in ordered]
 
 

@@ -196,13 +196,3 @@ BEGIN
     RETURN QUERY SELECT * FROM talk_append(
         jsonb_build_object('streams', v_streams, 'metadata', p_metadata));
 END $$;
-
--- Raised by the store's one-statement appends (events/append_statements.py) when a checked
--- stream or the appended stream is not at the expected version: the statement then has
--- written nothing, and this aborts it with the conflict talk_append raises.
-CREATE FUNCTION talk_append_refused(p_stream text, p_expected bigint)
-RETURNS bigint LANGUAGE plpgsql VOLATILE AS $$
-BEGIN
-    RAISE EXCEPTION 'stream % is not at version %', p_stream, p_expected
-        USING ERRCODE = 'TK001', DETAIL = p_stream;
-END $$;
