@@ -70,6 +70,23 @@ async def test_two_appends_with_the_same_expected_version_one_wins(store):
     assert [s.version for s in stored] == [1, 2]
 
 
+async def waits_on_lock_held_by(db, holder: psycopg.AsyncConnection, task: asyncio.Task) -> None:
+    """Wait until another backend waits on a lock that ``holder``'s transaction holds (as
+    Postgres itself reports it: ``pg_blocking_pids``), and check ``task`` has not finished."""
+    holder_pid = holder.info.backend_pid
+
+    async def blocked() -> bool:
+        assert not task.done(), f"it did not wait for the lock: {task.result()!r}"
+        async with db.statement("test_blocked_by") as conn:
+            cur = await conn.execute(
+                "SELECT count(*) AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+                " AND %s = ANY(pg_blocking_pids(pid))", (holder_pid,))
+            return (await cur.fetchone())["n"] > 0
+
+    await wait_until(blocked, what="a backend waiting on a lock the open transaction holds")
+    assert not task.done()
+
+
 async def test_a_version_check_holds_the_stream_until_commit(store, db):
     """A check (an append with no events) fails when the stream moved, and a writer that
     moves the stream waits for a transaction holding the check."""
@@ -86,8 +103,7 @@ async def test_a_version_check_holds_the_stream_until_commit(store, db):
     async with db.transaction("hold_check") as conn:
         await append_on(conn, [StreamAppend(chat_stream(chat_id), 2, ())], md)
         writer = asyncio.create_task(store.append([rename(chat_id, 2, "late")], md))
-        done, _ = await asyncio.wait({writer}, timeout=0.3)
-        assert not done, "the writer must wait for the transaction holding the check"
+        await waits_on_lock_held_by(db, conn, writer)
     await asyncio.wait_for(writer, 5)
     assert len(await store.read_stream(chat_stream(chat_id))) == 3
 
@@ -187,8 +203,7 @@ async def test_one_event_with_a_check_holds_the_checked_stream_until_commit(stor
     async with db.transaction("post_holds_check") as conn:
         await append_on(conn, [StreamAppend(chat_stream(chat_id), 1, ()), _posted(chat_id)], md)
         writer = asyncio.create_task(store.append([rename(chat_id, 1, "late")], md))
-        done, _ = await asyncio.wait({writer}, timeout=0.3)
-        assert not done, "the writer must wait for the transaction holding the check"
+        await waits_on_lock_held_by(db, conn, writer)
     await asyncio.wait_for(writer, 5)
     assert len(await store.read_stream(chat_stream(chat_id))) == 2
 
@@ -203,8 +218,7 @@ async def test_two_creations_of_one_stream_one_wins_and_the_other_is_a_conflict(
     async with db.transaction("first_creation") as conn:
         await append_on(conn, [first], md)
         creator = asyncio.create_task(store.append([second], md))
-        done, _ = await asyncio.wait({creator}, timeout=0.3)
-        assert not done, "the second creation must wait for the first to commit"
+        await waits_on_lock_held_by(db, conn, creator)
     with pytest.raises(ConcurrencyConflict) as refused:
         await asyncio.wait_for(creator, 5)
     assert (refused.value.stream_id, refused.value.expected_version) == (first.stream_id, 0)

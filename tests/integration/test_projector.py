@@ -6,13 +6,13 @@ from __future__ import annotations
 import asyncio
 
 import psycopg
-from psycopg.rows import dict_row
 
 from events.envelope import START, Checkpoint
 from events.postgres_store import append_on
-from projector.runner import Projector
+from projector.runner import PROJECTOR_LOCK, Projector
 from tests.factories import new_chat_append
 from tests.history import assert_read_tables_match_history
+from tests.integration.backends import backend_alive, lock_holder, terminate_backend
 from tests.support import wait_until
 
 
@@ -109,7 +109,16 @@ async def test_stopped_mid_batch_then_restarted_matches_history(store, db, start
         append, md = new_chat_append()
         await store.append([append], md)
         ids.append(append.events[0].event.chat_id)
-    await _terminate_projector_backends(settings.database_url)
+    holder = await lock_holder(settings.database_url, PROJECTOR_LOCK)
+    assert holder is not None, "the active projector holds its lock"
+    assert await terminate_backend(settings.database_url, holder["pid"]), "the backend was killed"
+
+    async def reconnected() -> bool:
+        now = await lock_holder(settings.database_url, PROJECTOR_LOCK)
+        return now is not None and now["pid"] != holder["pid"]
+
+    await wait_until(reconnected, what="the projector on a new connection, the old one gone")
+    assert not await backend_alive(settings.database_url, holder["pid"])
     head = await head_checkpoint(store)
     await wait_until(lambda: _at_least(db, head), timeout=30, what="recovery to the head")
     assert await count_chats(db, ids) == len(ids)
@@ -118,14 +127,6 @@ async def test_stopped_mid_batch_then_restarted_matches_history(store, db, start
 
 async def _true(value: bool) -> bool:
     return value
-
-
-async def _terminate_projector_backends(url: str) -> int:
-    async with await psycopg.AsyncConnection.connect(url, autocommit=True, row_factory=dict_row) as conn:
-        cur = await conn.execute(
-            "SELECT count(pg_terminate_backend(pid)) AS n FROM pg_stat_activity"
-            " WHERE application_name LIKE 'talk-projector-%%' AND pid <> pg_backend_pid()")
-        return (await cur.fetchone())["n"]
 
 
 async def test_only_one_instance_applies_and_the_standby_takes_over(store, db, start_projector):
