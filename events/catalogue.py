@@ -1,8 +1,26 @@
-"""The event catalogue: every fact the store records, as a pydantic model.
+"""The event catalogue: every fact the store records, as a pydantic model, and the one place
+that says where each event goes.
 
 Names are past tense. Each class carries its ``schema_version``; when a shape changes, bump
 the version here and register an upcaster in :mod:`events.upcasting` that turns the stored
 older payload into the current one. Timestamps are timezone-aware UTC datetimes.
+
+Each class also declares (class variables, read by the rest of the system):
+
+- ``stream``: the aggregate whose stream it is appended to (``chat``, ``message`` or
+  ``read``); :func:`stream_of` names the stream, the domain's ``evolve_*`` fold the events of
+  their aggregate, point-in-time state folds them the same way;
+- ``rows``: which read rows it changes (``talk``, ``participant``, ``message``), which the
+  replay uses to load and fold the rows a chunk touches;
+- ``published_as``, ``resource`` and ``description``: its name on the published stream, the
+  resource its ``data`` holds, and what it means (the AsyncAPI document and the gateway's
+  feed are made from these).
+
+:data:`EVENT_CLASSES` lists them all; a new event added there is known everywhere except in
+the code that must say what it does (its applier in ``projector/read_model.py``, its row
+fold in ``query_api/resources.py``, its ``decide``/``evolve`` case), and
+``tests/unit/test_event_catalogue.py`` names whatever is missing (README, "Adding an
+event").
 """
 
 from __future__ import annotations
@@ -21,6 +39,20 @@ class Event(BaseModel):
 
     event_type: ClassVar[str]
     schema_version: ClassVar[int] = 1
+    stream: ClassVar[str]  # one of STREAM_KINDS
+    rows: ClassVar[frozenset[str]]  # a subset of ROW_KINDS
+    published_as: ClassVar[str]
+    resource: ClassVar[str]  # one of RESOURCES
+    description: ClassVar[str]
+
+
+STREAM_KINDS = ("chat", "message", "read")
+ROW_KINDS = ("talk", "participant", "message")
+RESOURCES = ("Talk", "Participant", "Message")
+
+_TALK = frozenset({"talk"})
+_MEMBERSHIP = frozenset({"talk", "participant"})
+_MESSAGE = frozenset({"message"})
 
 
 class Media(BaseModel):
@@ -36,6 +68,13 @@ class Media(BaseModel):
 
 class ChatCreated(Event):
     event_type: ClassVar[str] = "ChatCreated"
+    stream: ClassVar[str] = "chat"
+    rows: ClassVar[frozenset[str]] = _TALK
+    published_as: ClassVar[str] = "chat_created"
+    resource: ClassVar[str] = "Talk"
+    description: ClassVar[str] = (
+        "A talk was created. `audience`: the participants it was created with."
+    )
 
     chat_id: UUID
     customer_id: UUID
@@ -47,6 +86,11 @@ class ChatCreated(Event):
 
 class ChatUpdated(Event):
     event_type: ClassVar[str] = "ChatUpdated"
+    stream: ClassVar[str] = "chat"
+    rows: ClassVar[frozenset[str]] = _TALK
+    published_as: ClassVar[str] = "chat_updated"
+    resource: ClassVar[str] = "Talk"
+    description: ClassVar[str] = "A talk's name or detail changed."
 
     chat_id: UUID
     name: str | None = None
@@ -56,6 +100,11 @@ class ChatUpdated(Event):
 
 class ChatDeleted(Event):
     event_type: ClassVar[str] = "ChatDeleted"
+    stream: ClassVar[str] = "chat"
+    rows: ClassVar[frozenset[str]] = _TALK
+    published_as: ClassVar[str] = "chat_deleted"
+    resource: ClassVar[str] = "Talk"
+    description: ClassVar[str] = "A talk was deleted (soft: `tm_delete` is set)."
 
     chat_id: UUID
     tm_delete: datetime
@@ -63,6 +112,11 @@ class ChatDeleted(Event):
 
 class ParticipantJoined(Event):
     event_type: ClassVar[str] = "ParticipantJoined"
+    stream: ClassVar[str] = "chat"
+    rows: ClassVar[frozenset[str]] = _MEMBERSHIP
+    published_as: ClassVar[str] = "participant_joined"
+    resource: ClassVar[str] = "Participant"
+    description: ClassVar[str] = "An agent joined a talk. `audience` includes the new participant."
 
     chat_id: UUID
     participant_id: UUID
@@ -73,6 +127,14 @@ class ParticipantJoined(Event):
 
 class ParticipantLeft(Event):
     event_type: ClassVar[str] = "ParticipantLeft"
+    stream: ClassVar[str] = "chat"
+    rows: ClassVar[frozenset[str]] = _MEMBERSHIP
+    published_as: ClassVar[str] = "participant_left"
+    resource: ClassVar[str] = "Participant"
+    description: ClassVar[str] = (
+        "A participant was removed (hard delete); `data` is the removed participant. "
+        "`audience` includes them, so their client learns it."
+    )
 
     chat_id: UUID
     participant_id: UUID
@@ -86,6 +148,13 @@ class ParticipantLeft(Event):
 
 class MessagePosted(Event):
     event_type: ClassVar[str] = "MessagePosted"
+    stream: ClassVar[str] = "message"
+    rows: ClassVar[frozenset[str]] = _MESSAGE
+    published_as: ClassVar[str] = "message_created"
+    resource: ClassVar[str] = "Message"
+    description: ClassVar[str] = (
+        "A message was posted (also the `system` message of a join or leave)."
+    )
 
     message_id: UUID
     chat_id: UUID
@@ -100,6 +169,11 @@ class MessagePosted(Event):
 
 class MessageEdited(Event):
     event_type: ClassVar[str] = "MessageEdited"
+    stream: ClassVar[str] = "message"
+    rows: ClassVar[frozenset[str]] = _MESSAGE
+    published_as: ClassVar[str] = "message_updated"
+    resource: ClassVar[str] = "Message"
+    description: ClassVar[str] = "A message's text was edited."
 
     message_id: UUID
     chat_id: UUID
@@ -109,6 +183,11 @@ class MessageEdited(Event):
 
 class MessageDeleted(Event):
     event_type: ClassVar[str] = "MessageDeleted"
+    stream: ClassVar[str] = "message"
+    rows: ClassVar[frozenset[str]] = _MESSAGE
+    published_as: ClassVar[str] = "message_deleted"
+    resource: ClassVar[str] = "Message"
+    description: ClassVar[str] = "A message was deleted: `data` is its tombstone."
 
     message_id: UUID
     chat_id: UUID
@@ -117,6 +196,11 @@ class MessageDeleted(Event):
 
 class ReactionAdded(Event):
     event_type: ClassVar[str] = "ReactionAdded"
+    stream: ClassVar[str] = "message"
+    rows: ClassVar[frozenset[str]] = _MESSAGE
+    published_as: ClassVar[str] = "reaction_added"
+    resource: ClassVar[str] = "Message"
+    description: ClassVar[str] = "A reaction was added; `data` is the message with its reactions."
 
     message_id: UUID
     chat_id: UUID
@@ -128,6 +212,11 @@ class ReactionAdded(Event):
 
 class ReactionRemoved(Event):
     event_type: ClassVar[str] = "ReactionRemoved"
+    stream: ClassVar[str] = "message"
+    rows: ClassVar[frozenset[str]] = _MESSAGE
+    published_as: ClassVar[str] = "reaction_removed"
+    resource: ClassVar[str] = "Message"
+    description: ClassVar[str] = "A reaction was removed; `data` is the message with its reactions."
 
     message_id: UUID
     chat_id: UUID
@@ -152,6 +241,19 @@ EVENT_CLASSES: tuple[type[Event], ...] = (
 
 EVENT_TYPES: dict[str, type[Event]] = {cls.event_type: cls for cls in EVENT_CLASSES}
 
+PUBLISHED_NAMES: dict[str, str] = {cls.event_type: cls.published_as for cls in EVENT_CLASSES}
+"""Stored event type -> its name on the published stream."""
+
+
+def events_on(stream: str) -> tuple[type[Event], ...]:
+    """The event classes appended to streams of kind ``stream``."""
+    return tuple(cls for cls in EVENT_CLASSES if cls.stream == stream)
+
+
+def types_changing(row: str) -> frozenset[str]:
+    """The stored type names of the events that change read rows of kind ``row``."""
+    return frozenset(cls.event_type for cls in EVENT_CLASSES if row in cls.rows)
+
 
 def chat_stream(chat_id: UUID) -> str:
     return f"chat-{chat_id}"
@@ -159,3 +261,14 @@ def chat_stream(chat_id: UUID) -> str:
 
 def message_stream(message_id: UUID) -> str:
     return f"message-{message_id}"
+
+
+def stream_of(event: Event) -> str:
+    """The stream ``event`` is appended to: ``chat-<id>`` for a talk's own events,
+    ``message-<id>`` for a message's (including the system messages of joins and leaves)."""
+    match event.stream:
+        case "chat":
+            return chat_stream(event.chat_id)  # type: ignore[attr-defined]
+        case "message":
+            return message_stream(event.message_id)  # type: ignore[attr-defined]
+    raise TypeError(f"no stream for {type(event).__name__}")

@@ -17,7 +17,7 @@ import orjson
 from pydantic import BaseModel, ConfigDict, Field, create_model
 from pydantic.json_schema import models_json_schema
 
-from projector.published import CONTENT_TYPE, EVENT_NAMES, RESOURCE_OF
+from projector.published import CONTENT_TYPE, EVENT_NAMES, RESOURCE_OF, WHAT_HAPPENED
 from services.openapi import Message, Participant, Talk
 from services.settings import Settings
 
@@ -26,20 +26,6 @@ SCHEMA_REF = "#/components/schemas/{model}"
 AMQP_BINDING_VERSION = "0.3.0"
 
 RESOURCES: dict[str, type[BaseModel]] = {"Talk": Talk, "Participant": Participant, "Message": Message}
-
-WHAT_HAPPENED: dict[str, str] = {
-    "chat_created": "A talk was created. `audience`: the participants it was created with.",
-    "chat_updated": "A talk's name or detail changed.",
-    "chat_deleted": "A talk was deleted (soft: `tm_delete` is set).",
-    "participant_joined": "An agent joined a talk. `audience` includes the new participant.",
-    "participant_left": "A participant was removed (hard delete); `data` is the removed "
-                        "participant. `audience` includes them, so their client learns it.",
-    "message_created": "A message was posted (also the `system` message of a join or leave).",
-    "message_updated": "A message's text was edited.",
-    "message_deleted": "A message was deleted: `data` is its tombstone.",
-    "reaction_added": "A reaction was added; `data` is the message with its reactions.",
-    "reaction_removed": "A reaction was removed; `data` is the message with its reactions.",
-}
 
 
 class PublishedEvent(BaseModel):

@@ -42,7 +42,8 @@ log = structlog.get_logger("talk.outbox")
 
 Row = dict[str, Any]
 
-CHAT_EVENTS = (ev.ChatCreated, ev.ChatUpdated, ev.ChatDeleted)
+# The events whose ``data`` is the Talk (from the catalogue).
+CHAT_EVENTS = tuple(cls for cls in ev.EVENT_CLASSES if cls.resource == "Talk")
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,35 +13,17 @@ from collections.abc import Iterable
 from typing import Any
 from uuid import UUID
 
+from events.catalogue import EVENT_CLASSES, PUBLISHED_NAMES
 from events.envelope import StoredEvent
 
-# Stored event type -> published event name.
-EVENT_NAMES: dict[str, str] = {
-    "ChatCreated": "chat_created",
-    "ChatUpdated": "chat_updated",
-    "ChatDeleted": "chat_deleted",
-    "ParticipantJoined": "participant_joined",
-    "ParticipantLeft": "participant_left",
-    "MessagePosted": "message_created",
-    "MessageEdited": "message_updated",
-    "MessageDeleted": "message_deleted",
-    "ReactionAdded": "reaction_added",
-    "ReactionRemoved": "reaction_removed",
-}
+# Stored event type -> published event name (each event's ``published_as``).
+EVENT_NAMES: dict[str, str] = PUBLISHED_NAMES
 
 # Published event name -> the resource its ``data`` holds.
-RESOURCE_OF: dict[str, str] = {
-    "chat_created": "Talk",
-    "chat_updated": "Talk",
-    "chat_deleted": "Talk",
-    "participant_joined": "Participant",
-    "participant_left": "Participant",
-    "message_created": "Message",
-    "message_updated": "Message",
-    "message_deleted": "Message",
-    "reaction_added": "Message",
-    "reaction_removed": "Message",
-}
+RESOURCE_OF: dict[str, str] = {cls.published_as: cls.resource for cls in EVENT_CLASSES}
+
+# Published event name -> what it means (the AsyncAPI document's texts).
+WHAT_HAPPENED: dict[str, str] = {cls.published_as: cls.description for cls in EVENT_CLASSES}
 
 CONTENT_TYPE = "application/json"
 

@@ -19,16 +19,15 @@ from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID
 
-from events.catalogue import Event
+from events.catalogue import Event, types_changing
 from query_api.resources import evolve_chat_row, evolve_message_row, participant_row
 
 Row = dict[str, Any]
 
-CHAT_ROW_EVENTS = frozenset({"ChatCreated", "ChatUpdated", "ChatDeleted", "ParticipantJoined",
-                             "ParticipantLeft"})
-PARTICIPANT_EVENTS = frozenset({"ParticipantJoined", "ParticipantLeft"})
-MESSAGE_EVENTS = frozenset({"MessagePosted", "MessageEdited", "MessageDeleted", "ReactionAdded",
-                            "ReactionRemoved"})
+# From the catalogue's ``rows`` of each event.
+CHAT_ROW_EVENTS = types_changing("talk")
+PARTICIPANT_EVENTS = types_changing("participant")
+MESSAGE_EVENTS = types_changing("message")
 
 
 @dataclass(slots=True)

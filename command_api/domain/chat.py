@@ -29,11 +29,10 @@ from events.catalogue import (
     MessagePosted,
     ParticipantJoined,
     ParticipantLeft,
+    events_on,
 )
 
-CHAT_EVENTS: tuple[type[Event], ...] = (
-    ChatCreated, ChatUpdated, ChatDeleted, ParticipantJoined, ParticipantLeft,
-)
+CHAT_EVENTS: tuple[type[Event], ...] = events_on("chat")
 
 
 @dataclass(frozen=True, slots=True)

@@ -29,11 +29,10 @@ from events.catalogue import (
     MessagePosted,
     ReactionAdded,
     ReactionRemoved,
+    events_on,
 )
 
-MESSAGE_EVENTS: tuple[type[Event], ...] = (
-    MessagePosted, MessageEdited, MessageDeleted, ReactionAdded, ReactionRemoved,
-)
+MESSAGE_EVENTS: tuple[type[Event], ...] = events_on("message")
 
 
 @dataclass(frozen=True, slots=True)

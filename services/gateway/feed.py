@@ -21,13 +21,10 @@ from typing import Any, Protocol
 
 import orjson
 
+from events.catalogue import PUBLISHED_NAMES
 from services.gateway.tokens import encode_token
 
-EVENT_TYPES = frozenset({
-    "chat_created", "chat_updated", "chat_deleted", "participant_joined", "participant_left",
-    "message_created", "message_updated", "message_deleted", "reaction_added",
-    "reaction_removed",
-})
+EVENT_TYPES = frozenset(PUBLISHED_NAMES.values())  # from the event catalogue
 
 
 class MalformedMessage(ValueError):
