@@ -33,7 +33,7 @@ from command_api.domain.commands import PostMessage
 from command_api.domain.errors import Conflict, DomainError
 from command_api.stream_cache import Loaded
 from events.catalogue import Event, chat_stream, message_stream
-from events.envelope import Metadata, NewEvent
+from events.envelope import Checkpoint, Metadata, NewEvent
 from events.errors import ConcurrencyConflict
 from events.store import AppendResult, EventStore, StreamAppend
 
@@ -48,11 +48,13 @@ def backoff(attempt: int) -> float:
 
 @dataclass(frozen=True, slots=True)
 class CommandResponse:
-    """What the HTTP layer answers: status, JSON body, and the position to report."""
+    """What the HTTP layer answers: status, JSON body, and where in the global order the
+    answer stands (its last event, or the head of the stream it answers from): the
+    ``X-Talk-Position`` a read can wait for."""
 
     status: int
     body: Any
-    position: int
+    position: Checkpoint
 
 
 @dataclass(slots=True)
@@ -62,7 +64,7 @@ class Decision:
     appends: list[StreamAppend]
     new_events: list[Event]
     prior: list[Event] = field(default_factory=list)  # the primary stream's events before
-    head_position: int = 0  # position of the primary stream's last stored event
+    head_position: Checkpoint = Checkpoint()  # (tx_id, position) of the primary stream's head
     chat: ChatState | None = None
     customer_id: Any = None
 
@@ -94,14 +96,15 @@ async def load_stream(store: EventStore, stream_id: str) -> Loaded:
     return Loaded(await store.read_stream(stream_id))
 
 
-async def load_chat(store: EventStore, chat_id) -> tuple[ChatState, list[Event], int]:
+async def load_chat(store: EventStore, chat_id) -> tuple[ChatState, list[Event], Checkpoint]:
     loaded = await load_stream(store, chat_stream(chat_id))
-    return loaded.folded(fold_chat), loaded.events, loaded.head
+    return loaded.folded(fold_chat), loaded.events, loaded.head_checkpoint
 
 
-async def load_message(store: EventStore, message_id) -> tuple[MessageState, list[Event], int]:
+async def load_message(store: EventStore, message_id) -> tuple[MessageState, list[Event],
+                                                               Checkpoint]:
     loaded = await load_stream(store, message_stream(message_id))
-    return loaded.folded(fold_message), loaded.events, loaded.head
+    return loaded.folded(fold_message), loaded.events, loaded.head_checkpoint
 
 
 async def decide_chat_command(store: EventStore, cmd: ChatCommand) -> Decision:

@@ -22,13 +22,15 @@ from command_api.idempotency import (
     record_response,
     recorded_response,
     request_fingerprint,
+    well_formed_key,
 )
-from events.envelope import Metadata
+from events.envelope import Checkpoint, Metadata
+from events.position_token import format_position
 from events.postgres_store import append_on
 from events.store import EventStore
 from services.auth import Caller
 from services.http.context import DATABASE
-from services.http.middlewares import caller_of, request_id_of
+from services.http.middlewares import caller_of, correlation_id_of, request_id_of
 from services.http.problems import Problem
 
 POSITION_HEADER = "X-Talk-Position"
@@ -47,7 +49,7 @@ def metadata_for(request: web.Request, caller: Caller) -> Metadata:
         actor_type="agent",
         actor_id=caller.agent_id,
         request_id=request_id_of(request),
-        correlation_id=request.headers.get("X-Correlation-ID") or request_id_of(request),
+        correlation_id=correlation_id_of(request),
     )
 
 
@@ -55,9 +57,9 @@ def to_http(resp: CommandResponse) -> web.Response:
     return http_answer(resp.status, orjson.dumps(resp.body), resp.position)
 
 
-def http_answer(status: int, body: bytes, position: int) -> web.Response:
+def http_answer(status: int, body: bytes, position: Checkpoint) -> web.Response:
     return web.Response(status=status, body=body, content_type="application/json",
-                        headers={POSITION_HEADER: str(position)})
+                        headers={POSITION_HEADER: format_position(position)})
 
 
 def _count(decision: Decision) -> None:
@@ -86,9 +88,10 @@ async def execute(request: web.Request, decide: Callable[[EventStore], Awaitable
         except DomainError as exc:
             raise _problem(exc) from None
 
-    if not key or len(key) > MAX_KEY_LENGTH:
-        raise Problem(400, f"{IDEMPOTENCY_HEADER} must be 1 to {MAX_KEY_LENGTH} characters",
-                      errors=[{"field": IDEMPOTENCY_HEADER, "message": "invalid length"}])
+    if not well_formed_key(key):
+        raise Problem(400, f"{IDEMPOTENCY_HEADER} must be 1 to {MAX_KEY_LENGTH} visible ASCII"
+                           " characters", errors=[{"field": IDEMPOTENCY_HEADER,
+                                                   "message": "malformed"}])
     fingerprint = request_fingerprint(request.method, request.path, await request.read())
     db = request.app[DATABASE]
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import re
 from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
@@ -18,10 +19,16 @@ import psycopg
 import structlog
 from psycopg.types.json import Jsonb
 
+from events.envelope import Checkpoint
 from services.db import Database
 
 HEADER = "Idempotency-Key"
 MAX_KEY_LENGTH = 255
+# Visible ASCII (as a structured-field string, less the space): a byte that is not UTF-8
+# (handed over by aiohttp as a surrogate) or a control character is refused before the key
+# reaches the database.
+KEY_PATTERN = f"^[!-~]{{1,{MAX_KEY_LENGTH}}}$"
+_KEY_FORM = re.compile(KEY_PATTERN)
 log = structlog.get_logger("talk.idempotency")
 
 RETENTION = "24 hours"
@@ -34,12 +41,14 @@ class StoredResponse:
     request_hash: str
     status: int
     body: bytes
-    position: int
+    position: Checkpoint  # the first answer's X-Talk-Position
 
 
+# The key keeps the answer's position; its place in the global order is the event's there.
 _SELECT = (
-    "SELECT request_hash, status, body, position FROM idempotency_keys"
-    " WHERE customer_id = %s AND agent_id = %s AND key = %s"
+    "SELECT k.request_hash, k.status, k.body, k.position, e.tx_id::text::bigint AS tx_id"
+    " FROM idempotency_keys k LEFT JOIN events e ON e.position = k.position"
+    " WHERE k.customer_id = %s AND k.agent_id = %s AND k.key = %s"
 )
 
 
@@ -48,7 +57,12 @@ def _stored(row: dict[str, Any]) -> StoredResponse:
     # The body is kept as a JSON string holding the answer's text: a jsonb object would
     # reorder its keys, and a replay must answer the very same bytes.
     raw = body.encode() if isinstance(body, str) else orjson.dumps(body)
-    return StoredResponse(row["request_hash"], row["status"], raw, row["position"])
+    at = Checkpoint(row["tx_id"], row["position"]) if row["tx_id"] is not None else Checkpoint()
+    return StoredResponse(row["request_hash"], row["status"], raw, at)
+
+
+def well_formed_key(key: str) -> bool:
+    return _KEY_FORM.fullmatch(key) is not None
 
 
 def request_fingerprint(method: str, path: str, body: bytes) -> str:
@@ -88,7 +102,7 @@ async def recorded_response(conn: psycopg.AsyncConnection, customer_id: UUID, ag
                             key: str) -> StoredResponse | None:
     """The answer recorded for ``key`` within the retention, if a request committed one."""
     cur = await conn.execute(
-        f"{_SELECT} AND status <> 0 AND created_at >= now() - interval '{RETENTION}'",
+        f"{_SELECT} AND k.status <> 0 AND k.created_at >= now() - interval '{RETENTION}'",
         (customer_id, agent_id, key),
     )
     row = await cur.fetchone()
@@ -96,11 +110,11 @@ async def recorded_response(conn: psycopg.AsyncConnection, customer_id: UUID, ag
 
 
 async def record_response(conn: psycopg.AsyncConnection, customer_id: UUID, agent_id: UUID,
-                          key: str, status: int, body: bytes, position: int) -> None:
+                          key: str, status: int, body: bytes, position: Checkpoint) -> None:
     await conn.execute(
         "UPDATE idempotency_keys SET status = %s, body = %s, position = %s"
         " WHERE customer_id = %s AND agent_id = %s AND key = %s",
-        (status, Jsonb(body.decode()), position, customer_id, agent_id, key),
+        (status, Jsonb(body.decode()), position.position, customer_id, agent_id, key),
     )
 
 

@@ -8,6 +8,7 @@ from uuid import UUID
 
 from command_api.execution import CommandResponse, Decision
 from events import catalogue as ev
+from events.envelope import Checkpoint
 from events.store import AppendResult
 from query_api.resources import (
     chat_resource,
@@ -19,8 +20,8 @@ from query_api.resources import (
 )
 
 
-def _position(decision: Decision, result: AppendResult | None) -> int:
-    return result.last_position if result and result.positions else decision.head_position
+def _position(decision: Decision, result: AppendResult | None) -> Checkpoint:
+    return result.checkpoint if result and result.positions else decision.head_position
 
 
 def render_chat(decision: Decision, result: AppendResult | None) -> CommandResponse:

@@ -48,6 +48,12 @@ class Loaded:
         """The position of the stream's last event (0 for a stream that does not exist)."""
         return self.stored[-1].position if self.stored else 0
 
+    @property
+    def head_checkpoint(self) -> Checkpoint:
+        """Where the stream's last event stands in the global order (zero if none)."""
+        last = self.stored[-1] if self.stored else None
+        return Checkpoint(last.tx_id, last.position) if last else Checkpoint()
+
     def folded(self, fold: Fold) -> Any:
         if fold not in self._folds:
             self._folds[fold] = fold(self.events)

@@ -46,6 +46,7 @@ from command_api.domain.chat import CHAT_EVENTS
 from command_api.domain.message import MESSAGE_EVENTS
 from events import catalogue as ev
 from events.envelope import StoredEvent
+from events.position_token import parse_position
 from events.postgres_store import _COLUMNS, row_to_event
 from events.upcasting import UPCASTERS, Upcasters
 from query_api.resources import (
@@ -113,10 +114,14 @@ Moment = AtPosition | AtTime
 
 
 def parse_moment(text: str) -> Moment:
-    """A position (digits) or a timestamp (the API format or ISO 8601; UTC if no offset)."""
+    """A position (digits: an event's ``position``, or an ``X-Talk-Position``, which names
+    its event's) or a timestamp (the API format or ISO 8601; UTC if no offset)."""
     text = text.strip()
     if text.isascii() and text.isdigit():
-        return AtPosition(int(text))
+        try:
+            return AtPosition(parse_position(text).position)
+        except ValueError as exc:
+            raise BadMoment(f"{text[:50]!r} is not a position: {exc}") from None
     try:
         moment = datetime.fromisoformat(text)
         moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)

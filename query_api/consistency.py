@@ -1,5 +1,7 @@
 """Read-your-writes on request: ``X-Talk-Min-Position`` waits until the projection has
-applied the event at that position (every command answer carries ``X-Talk-Position``).
+applied every event up to the place in the global order it names (every command answer
+carries its ``X-Talk-Position``; events/position_token.py). A client may send the greatest
+it holds, or several comma-separated (the greatest is waited for).
 
 The projector NOTIFYs ``talk_projected`` after each batch; waiters are woken by that and
 re-check, with a short poll as a fallback in case a notification is missed.
@@ -14,8 +16,11 @@ import psycopg
 import structlog
 from aiohttp import web
 
+from events.envelope import Checkpoint
+from events.position_token import BarePosition, format_position, impossible, parse_position
 from query_api.context import READ_STORE
 from query_api.read_store import ReadStore
+from services.http.paths import path_uuid
 from services.http.problems import Problem
 from services.tasks import cancel_and_wait
 
@@ -52,10 +57,19 @@ class ProjectionWatcher:
                 log.warning("projection_watcher.listen_failed", error=str(exc))
                 await asyncio.sleep(1.0)
 
-    async def wait_for(self, store: ReadStore, position: int, timeout: float) -> bool:
+    async def wait_changed(self, timeout: float) -> None:
+        """Until the projector's next batch is committed, at most ``timeout`` seconds."""
+        async with self._changed:
+            try:
+                await asyncio.wait_for(self._changed.wait(), timeout)
+            except TimeoutError:
+                pass
+
+    async def wait_for(self, store: ReadStore, target: Checkpoint, timeout: float) -> bool:
+        """Whether the projection reached ``target`` within ``timeout`` seconds."""
         deadline = time.monotonic() + timeout
         while True:
-            if await store.projection_reached(position):
+            if await store.projection_reached(target):
                 return True
             left = deadline - time.monotonic()
             if left <= 0:
@@ -72,12 +86,31 @@ TIMEOUT = web.AppKey("min_position_timeout", float)
 
 
 def with_min_position(handler):
-    """Wrap a GET handler: honour ``X-Talk-Min-Position`` before answering."""
+    """Wrap a GET handler: honour ``X-Talk-Min-Position`` before answering.
+
+    The order of the answers: authentication (the middleware), then a malformed id in the
+    path (404); then a value that cannot be honoured (malformed, or beyond the store's head)
+    is refused with 400 at once, unless the route's own checks refuse the request first
+    (another customer's talk is 404 whatever the header says); otherwise the read waits
+    for the projection, then the handler answers."""
 
     async def wrapped(request: web.Request) -> web.StreamResponse:
-        raw = request.headers.get(HEADER)
-        if raw is not None:
-            await _wait_for_header(request, raw)
+        values = request.headers.getall(HEADER, None)
+        if values is None:
+            return await handler(request)
+        for name in request.match_info:
+            if name.endswith("_id"):
+                path_uuid(request, name)
+        store = request.app[READ_STORE]
+        try:
+            target = await _target(store, ",".join(values))
+            if target is not None and not await store.projection_reached(target):
+                if not await store.history_reaches(target):
+                    raise _beyond_head(format_position(target))
+                await _wait_for(request, target)
+        except _Refused as refused:
+            await handler(request)  # its refusal (a 4xx) comes first; its answer is dropped
+            raise refused.problem from None
         return await handler(request)
 
     wrapped.__name__ = getattr(handler, "__name__", "handler")
@@ -85,17 +118,56 @@ def with_min_position(handler):
     return wrapped
 
 
-async def _wait_for_header(request: web.Request, raw: str) -> None:
-    try:
-        position = int(raw)
-        if position < 0:
-            raise ValueError
-    except ValueError:
-        raise Problem(400, f"{HEADER} must be a non-negative integer",
-                      errors=[{"field": HEADER, "message": "not a position"}]) from None
-    if position == 0:
-        return
+MAX_VALUES = 32  # positions in one header
+
+
+class _Refused(Exception):
+    def __init__(self, problem: Problem) -> None:
+        self.problem = problem
+
+
+def _malformed(detail: str) -> _Refused:
+    return _Refused(Problem(400, f"{HEADER} {detail}",
+                            errors=[{"field": HEADER, "message": "malformed"}]))
+
+
+def _beyond_head(value: str) -> _Refused:
+    return _Refused(Problem(400, f"{HEADER} {value} is beyond the event store's head: no "
+                                 "command answered it",
+                            errors=[{"field": HEADER, "message": "beyond the head"}]))
+
+
+async def _target(store: ReadStore, raw: str) -> Checkpoint | None:
+    """The greatest place in the global order the header names (None: nothing to wait for).
+
+    Each value is an ``X-Talk-Position`` token, or a bare position (the event at it,
+    looked up; no committed event there is 400, as it is beyond the head or no command
+    answered it)."""
+    parts = raw.split(",")
+    if len(parts) > MAX_VALUES:
+        raise _malformed(f"holds at most {MAX_VALUES} comma-separated positions")
+    target: Checkpoint | None = None
+    for part in parts:
+        try:
+            at = parse_position(part)
+        except ValueError:
+            raise _malformed("must be X-Talk-Position values (digits), comma-separated") from None
+        if impossible(at):
+            raise _beyond_head(part.strip())
+        if isinstance(at, BarePosition):
+            if at.position == 0:
+                continue
+            found = await store.event_at(at.position)
+            if found is None:
+                raise _beyond_head(part.strip())
+            at = found
+        if at != Checkpoint() and (target is None or at > target):
+            target = at
+    return target
+
+
+async def _wait_for(request: web.Request, target: Checkpoint) -> None:
     app = request.app
-    if not await app[WATCHER].wait_for(app[READ_STORE], position, app[TIMEOUT]):
-        raise Problem(503, f"the read model has not reached position {position} yet",
-                      headers={"Retry-After": "1"})
+    if not await app[WATCHER].wait_for(app[READ_STORE], target, app[TIMEOUT]):
+        raise Problem(503, f"the read model has not reached {HEADER} "
+                           f"{format_position(target)} yet", headers={"Retry-After": "1"})

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 from uuid import UUID
 
+from events.envelope import Checkpoint
 from query_api.pagination import Cursor
 from services.db import Database
 
@@ -90,14 +91,35 @@ class ReadStore:
             cur = await conn.execute(sql, params)
             return await cur.fetchall()
 
-    async def projection_reached(self, position: int) -> bool:
-        """Whether the read tables include the event at ``position``."""
+    async def projection_reached(self, target: Checkpoint) -> bool:
+        """Whether the read tables include every event up to ``target`` in the global order
+        (the projection applies events in that order, so its checkpoint says it)."""
         async with self.db.statement("projection_reached") as conn:
             cur = await conn.execute(
-                "SELECT (c.last_tx, c.last_pos) >= (e.tx_id, e.position) AS reached"
-                " FROM projector_checkpoints c, events e"
-                " WHERE c.name = 'read_model' AND e.position = %s",
-                (position,),
+                "SELECT (last_tx, last_pos) >= (%s::text::xid8, %s) AS reached"
+                " FROM projector_checkpoints WHERE name = 'read_model'",
+                (str(target.tx_id), target.position),
             )
             row = await cur.fetchone()
             return bool(row and row["reached"])
+
+    async def event_at(self, position: int) -> Checkpoint | None:
+        """Where the committed event at ``position`` stands in the global order, if any."""
+        async with self.db.statement("event_at_position") as conn:
+            cur = await conn.execute(
+                "SELECT tx_id::text::bigint AS tx_id FROM events WHERE position = %s",
+                (position,))
+            row = await cur.fetchone()
+            return Checkpoint(row["tx_id"], position) if row else None
+
+    async def history_reaches(self, target: Checkpoint) -> bool:
+        """Whether a committed event stands at or after ``target`` in the global order; if
+        none does, ``target`` is beyond the store's head (no command answered it)."""
+        async with self.db.statement("history_reaches") as conn:
+            cur = await conn.execute(
+                "SELECT EXISTS (SELECT 1 FROM events"
+                "               WHERE (tx_id, position) >= (%s::text::xid8, %s)) AS reaches",
+                (str(target.tx_id), target.position),
+            )
+            row = await cur.fetchone()
+            return bool(row and row["reaches"])

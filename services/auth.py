@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from collections import OrderedDict
 from collections.abc import Callable
@@ -108,12 +109,24 @@ class TokenVerifier:
         return caller
 
 
+# A JWT is three base64url parts joined by dots: anything else (a byte that is not UTF-8,
+# which aiohttp hands over as a surrogate, a control character, a space) cannot be one,
+# and is refused before it reaches the decoder, a cache key or a log line.
+_TOKEN_CHARS = re.compile(r"[A-Za-z0-9_\-.=]{1,8192}")
+
+
 def token_from_request(query_token: str | None, authorization: str | None) -> str:
     if authorization:
         scheme, _, value = authorization.partition(" ")
         if scheme.lower() != "bearer" or not value.strip():
             raise AuthError("the Authorization header must be 'Bearer <token>'")
-        return value.strip()
+        return _well_formed(value.strip())
     if query_token:
-        return query_token
+        return _well_formed(query_token)
     raise AuthError("a token is required (Authorization: Bearer <token> or ?token=)")
+
+
+def _well_formed(token: str) -> str:
+    if not _TOKEN_CHARS.fullmatch(token):
+        raise AuthError("the token is malformed (a JWT is ASCII: base64url parts and dots)")
+    return token

@@ -26,10 +26,12 @@ from command_api import requests as rq
 from command_api.domain import rules
 from command_api.http import POSITION_HEADER
 from command_api.idempotency import HEADER as IDEMPOTENCY_HEADER
-from command_api.idempotency import MAX_KEY_LENGTH
+from command_api.idempotency import KEY_PATTERN
+from events.position_token import PATTERN as POSITION_PATTERN
 from query_api.consistency import HEADER as MIN_POSITION_HEADER
 from query_api.messages import MessageListQuery
 from query_api.pagination import PageQuery
+from services.http.middlewares import CORRELATION_ID_HEADER
 from services.http.problems import PROBLEM_JSON, TITLES
 
 OPENAPI_PATH = "/v1.0/openapi.json"
@@ -359,21 +361,33 @@ def _path_parameters(path: str) -> list[dict[str, Any]]:
             for name in _PATH_PARAM.findall(path)]
 
 
+_CORRELATION_ID = {
+    "name": CORRELATION_ID_HEADER, "in": "header", "required": False,
+    "description": "kept in the metadata of every event the request appends (default: the "
+                   "request id); 400 if malformed",
+    "schema": {"type": "string", "pattern": "^[A-Za-z0-9._:-]{1,128}$"}}
+
+
 def _header_parameters(method: str) -> list[dict[str, Any]]:
     if method == "GET":
         return [{"name": MIN_POSITION_HEADER, "in": "header", "required": False,
-                 "description": "wait (a bounded time) until the read side has applied the "
-                                f"command whose answer carried this `{POSITION_HEADER}`; "
-                                "503 with Retry-After if it has not",
-                 "schema": {"type": "integer", "minimum": 0,
-                            "maximum": 9223372036854775807}}]
+                 "description": "wait (a bounded time) until the read side has applied every "
+                                f"write up to this `{POSITION_HEADER}` (send the greatest you "
+                                "hold, or several comma-separated; they compare as strings "
+                                "or integers in the order the read side applies writes); "
+                                "503 with Retry-After if it has not; 400 at once for a value "
+                                "no command answered. A bare event `position` (below "
+                                "10^19) names that event alone",
+                 "schema": {"type": "string", "pattern": f"^{POSITION_PATTERN}( ?, ?"
+                                                         f"{POSITION_PATTERN}){{0,31}}$"}},
+                _CORRELATION_ID]
     if method == "POST":
         return [{"name": IDEMPOTENCY_HEADER, "in": "header", "required": False,
                  "description": "a retry with the same key (same caller, within 24 hours) "
                                 "answers the first response; the same key with another body: "
                                 "422",
-                 "schema": {"type": "string", "minLength": 1, "maxLength": MAX_KEY_LENGTH}}]
-    return []
+                 "schema": {"type": "string", "pattern": KEY_PATTERN}}, _CORRELATION_ID]
+    return [_CORRELATION_ID]
 
 
 def _problem_response(status: int) -> dict[str, Any]:
@@ -406,6 +420,7 @@ def _operation(method: str, path: str, op: Operation | None) -> dict[str, Any]:
         errors.update(BODY_ERRORS)
     if method == "POST":
         errors.add(422)  # an Idempotency-Key reused with another request
+    errors.add(400)  # a malformed header (X-Correlation-ID, Idempotency-Key, X-Talk-Min-Position)
     out: dict[str, Any] = {
         "operationId": op.operation_id,
         "summary": op.summary,
@@ -464,9 +479,12 @@ def build_document(routes: list[tuple[str, str]]) -> dict[str, Any]:
             "headers": {
                 "RequestId": {"description": "the request's id (also in problem answers)",
                               "schema": {"type": "string"}},
-                "Position": {"description": "position of the command's last event; send it as "
-                                            f"`{MIN_POSITION_HEADER}` to read your write",
-                             "schema": {"type": "integer", "minimum": 0}},
+                "Position": {"description": "where the command's last write stands in the "
+                                            "order the read side applies writes (39 digits: "
+                                            "two compare as strings or integers in that "
+                                            f"order); send it as `{MIN_POSITION_HEADER}` to "
+                                            "read your write",
+                             "schema": {"type": "string", "pattern": f"^{POSITION_PATTERN}$"}},
             },
         },
     }

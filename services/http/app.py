@@ -12,6 +12,7 @@ from aiohttp import web
 
 from services.http.health import add_health_routes
 from services.http.middlewares import make_auth_middleware, make_request_middleware
+from services.http.server import ProblemAppRunner
 from services.settings import Settings
 
 log = structlog.get_logger("talk.http")
@@ -52,8 +53,10 @@ async def serve_until(app: web.Application, host: str, port: int, stop: asyncio.
 
     ``on_ready`` is called with the bound URLs once the socket listens (``port`` 0 binds a
     free port)."""
-    runner = web.AppRunner(app, access_log=None, handle_signals=False,
-                           shutdown_timeout=shutdown_timeout * (1 - CLEANUP_SHARE))
+    # No aiohttp access log (the request middleware logs each request, path without its
+    # query); aiohttp's own 400s are problem+json, logged without the request line.
+    runner = ProblemAppRunner(app, access_log=None, handle_signals=False,
+                              shutdown_timeout=shutdown_timeout * (1 - CLEANUP_SHARE))
     await runner.setup()
     try:
         site = web.TCPSite(runner, host, port)

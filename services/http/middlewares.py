@@ -20,6 +20,7 @@ log = structlog.get_logger("talk.http")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 REQUEST_ID_HEADER = "X-Request-ID"
+CORRELATION_ID_HEADER = "X-Correlation-ID"  # same form as X-Request-ID; kept in event metadata
 _SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
 HTTP_SECONDS = Histogram(
@@ -38,6 +39,7 @@ PROBE_PATHS = frozenset({"/livez", "/readyz", "/metrics"})
 
 CALLER = web.RequestKey("caller", Caller)
 REQUEST_ID = web.RequestKey("request_id", str)
+CORRELATION_ID = web.RequestKey("correlation_id", str)
 
 PUBLIC_PATHS = frozenset({"/livez", "/readyz", "/metrics", "/v1.0/openapi.json"})
 
@@ -134,13 +136,33 @@ def make_auth_middleware(secret: str) -> Callable:
         request[CALLER] = caller
         structlog.contextvars.bind_contextvars(customer_id=str(caller.customer_id),
                                                agent_id=str(caller.agent_id))
+        request[CORRELATION_ID] = _correlation_id(request)
         return await handler(request)
 
     return auth_middleware
 
 
+def _correlation_id(request: web.Request) -> str:
+    """``X-Correlation-ID`` if given (by the rule of ``X-Request-ID``), else the request id.
+    It goes into the metadata of every event the request appends, which is immutable and
+    hash-chained: a malformed one is refused (400), never stored or replaced."""
+    given = request.headers.get(CORRELATION_ID_HEADER, "")
+    if not given:
+        return request_id_of(request)
+    if not _SAFE_REQUEST_ID.fullmatch(given):
+        raise Problem(400, f"{CORRELATION_ID_HEADER} must be 1 to 128 characters of"
+                           " A-Z a-z 0-9 . _ : -",
+                      errors=[{"field": CORRELATION_ID_HEADER, "message": "malformed"}])
+    return given
+
+
 def request_id_of(request: web.Request) -> str:
     return request.get(REQUEST_ID, "")
+
+
+def correlation_id_of(request: web.Request) -> str:
+    """The request's correlation id (checked by the auth middleware), else its request id."""
+    return request.get(CORRELATION_ID) or request_id_of(request)
 
 
 def caller_of(request: web.Request) -> Caller:

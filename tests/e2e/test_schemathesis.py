@@ -162,14 +162,16 @@ schema = schemathesis.openapi.from_dict(build_document(talk_routes()), config=_c
 def use_some_real_values(case, data, caller: dict) -> None:
     """Swap generated ids for real ones, or not (drawn); likewise a page token for ``""``.
 
-    A generated ``X-Talk-Min-Position`` that is a number becomes the highest position a
-    command answered (and the read side applied) not above it: a position no command
-    answered is waited on and then answered 503, as documented. Malformed values are kept
-    (they must get 400).
+    Each value of a generated ``X-Talk-Min-Position`` (digits, comma-separated) becomes the
+    highest ``X-Talk-Position`` a command answered (and the read side applied) not above it:
+    a value no command answered is refused with 400, as documented. Malformed values are
+    kept (they must get 400).
     """
     for name, value in list((case.headers or {}).items()):
-        if name.lower() == MIN_POSITION.lower() and str(value).isdigit():
-            case.headers[name] = str(max(p for p in caller["positions"] if p <= int(value)))
+        parts = str(value).split(",")
+        if name.lower() == MIN_POSITION.lower() and all(p.strip().isdigit() for p in parts):
+            case.headers[name] = ",".join(
+                str(max(p for p in caller["positions"] if p <= int(part))) for part in parts)
     real = dict(caller["ids"])
     if case.method.upper() == "DELETE":
         real.update(caller["doomed"].get(case.path, {}))

@@ -22,6 +22,7 @@ from events.point_in_time import (
     parse_moment,
     talk_state,
 )
+from events.position_token import parse_position
 from services.timefmt import format_ts, utcnow
 from tests.factories import new_chat_append
 from tests.integration.audit.conftest import (
@@ -40,9 +41,11 @@ from tests.integration.audit.conftest import (
 async def look(alice: Agent, chat_id: str) -> dict:
     """What the query API shows now (waiting for the last command to be projected)."""
     talk = await alice.get(f"{CHATS}/{chat_id}")
+    for viewer_field in ("unread_count", "mention_count", "last_message", "tm_last_message"):
+        talk.pop(viewer_field)  # the talk as the caller sees it; the audit shows the talk
     participants = (await alice.get(f"{CHATS}/{chat_id}/participants"))["result"]
     messages = (await alice.get(MESSAGES, {"chat_id": chat_id, "page_size": "100"}))["result"]
-    return {"position": alice.session.position, "time": format_ts(utcnow()), "talk": talk,
+    return {"position": parse_position(str(alice.session.position)).position, "time": format_ts(utcnow()), "talk": talk,
             "participants": participants, "messages": messages}
 
 

@@ -8,6 +8,7 @@ from uuid import UUID
 
 from aiohttp.test_utils import TestClient
 
+from events.position_token import parse_position
 from tests.support import bearer, wait_until
 
 CHATS = "/v1.0/service_agents/talk_chats"
@@ -24,7 +25,8 @@ class Caller:
     async def command(self, method: str, path: str, body: Any = None) -> tuple[dict, int]:
         resp = await self.client.request(method, path, json=body, headers=self.headers)
         assert resp.status == 200, f"{method} {path}: {resp.status} {await resp.text()}"
-        return await resp.json(), int(resp.headers["X-Talk-Position"])
+        # the event's own position (the token's), comparable with the store's positions
+        return await resp.json(), parse_position(resp.headers["X-Talk-Position"]).position
 
     async def read(self, path: str, min_position: int) -> dict:
         """GET once the projection has reached ``min_position`` (asked again while the
