@@ -163,4 +163,4 @@ async def run_command(decide: Callable[[EventStore], Awaitable[Decision]], commi
             if forget is not None:  # whatever path appended, the cached stream is stale
                 forget(conflict.stream_id)
             await asyncio.sleep(backoff(attempt))
-    raise Conflict("the resource is being changed by others; retry")
+    raise Conflict("the resource is being changed by others; retry", "concurrent-change")

@@ -34,6 +34,7 @@ from services.http.middlewares import caller_of, correlation_id_of, request_id_o
 from services.http.problems import Problem
 
 POSITION_HEADER = "X-Talk-Position"
+KEY_REUSED = "idempotency-key-reused"  # 422: the key was used with another request
 
 EVENTS_APPENDED = Counter("talk_events_appended_total", "Events appended by commands.", ["type"])
 
@@ -86,7 +87,7 @@ async def execute(request: web.Request, decide: Callable[[EventStore], Awaitable
             async with locks.hold(serialise_on):
                 return to_http(await run_command(decide, commit, metadata, render, store))
         except DomainError as exc:
-            raise _problem(exc) from None
+            raise domain_problem(exc) from None
 
     if not well_formed_key(key):
         raise Problem(400, f"{IDEMPOTENCY_HEADER} must be 1 to {MAX_KEY_LENGTH} visible ASCII"
@@ -126,11 +127,12 @@ async def execute(request: web.Request, decide: Callable[[EventStore], Awaitable
             existing = await _recorded(db, caller, key)
             if existing is not None:
                 raise _Replay(existing) from None
-            raise _problem(exc) from None
+            raise domain_problem(exc) from None
     except _Replay as replay:
         stored = replay.stored
         if stored.request_hash != fingerprint:
-            raise Problem(422, f"this {IDEMPOTENCY_HEADER} was used with a different request") from None
+            raise Problem(422, f"this {IDEMPOTENCY_HEADER} was used with a different request",
+                          type_=KEY_REUSED) from None
         resp = http_answer(stored.status, stored.body, stored.position)
         resp.headers["Idempotent-Replayed"] = "true"
         return resp
@@ -141,5 +143,6 @@ async def _recorded(db, caller: Caller, key: str) -> StoredResponse | None:
         return await recorded_response(conn, caller.customer_id, caller.agent_id, key)
 
 
-def _problem(exc: DomainError) -> Problem:
-    return Problem(exc.status, exc.detail, errors=exc.errors or None)
+def domain_problem(exc: DomainError) -> Problem:
+    """The problem answer of a domain refusal: its status, and its rule as the ``type``."""
+    return Problem(exc.status, exc.detail, type_=exc.problem, errors=exc.errors or None)

@@ -11,7 +11,11 @@ Audience rules: the participants after the event; for ``participant_left`` the o
 too (so their client learns it); for ``chat_created`` the participants the talk is created
 with (the joins committed in the same transaction: after the bare ``ChatCreated`` the talk
 has none yet, and nobody would be told). When a batch ends inside a creating transaction,
-the rest of its joins are read from the store.
+the rest of its joins are read from the store. A ``participant_joined`` of the creating
+transaction goes to the joining agent alone: the others learn the members from
+``chat_created``, and N joins each told to every member would publish N x N agent ids. So a
+talk created with N members publishes O(N) bytes. A batch that starts inside a creating
+transaction reads that transaction's id from the store (the talk's first event).
 """
 
 from __future__ import annotations
@@ -65,6 +69,8 @@ class ReadState:
     messages: dict[UUID, Row] = field(default_factory=dict)
     # chat -> agents joining in its creating transaction, when the batch ends inside it
     created_with: dict[UUID, list[UUID]] = field(default_factory=dict)
+    # chat -> the transaction that created it (for the chats whose joins the batch holds)
+    creating_tx: dict[UUID, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +81,9 @@ class Needed:
     member_chats: list[UUID]
     message_rows: list[UUID]
     creating_tx: int | None  # a talk-creating transaction the batch ends inside of
+    # talks joined in the batch's first transaction (which may have begun in the batch
+    # before) and not created in this batch: is that transaction the one creating them?
+    joined_first_tx: list[UUID] = field(default_factory=list)
 
 
 def needed_rows(events: Sequence[StoredEvent], decoded: Sequence[ev.Event]) -> Needed:
@@ -88,8 +97,12 @@ def needed_rows(events: Sequence[StoredEvent], decoded: Sequence[ev.Event]) -> N
     creating_tx = last_tx if any(
         isinstance(e, ev.ChatCreated) and s.tx_id == last_tx
         for s, e in zip(events, decoded, strict=True)) else None
+    first_tx = events[0].tx_id if events else None
+    joined_first_tx = {e.chat_id for s, e in zip(events, decoded, strict=True)
+                       if s.tx_id == first_tx and isinstance(e, ev.ParticipantJoined)}
     return Needed(sorted(chat_rows - created_chats), sorted(member_chats - created_chats),
-                  sorted(messages - posted), creating_tx)
+                  sorted(messages - posted), creating_tx,
+                  sorted(joined_first_tx - created_chats))
 
 
 def outbox_rows(events: Sequence[StoredEvent], decoded: Sequence[ev.Event],
@@ -107,11 +120,14 @@ def outbox_rows(events: Sequence[StoredEvent], decoded: Sequence[ev.Event],
             data = chat_resource(row) if row is not None else None
             if isinstance(event, ev.ChatCreated):
                 audience = state.created_with.get(chat_id) or _created_with(events, decoded, i)
+                state.creating_tx[chat_id] = stored.tx_id
         elif isinstance(event, ev.ParticipantJoined):
             _evolve_loaded_chat(state, event, customer_id)
             member = participant_row(event, customer_id)
             members[event.participant_id] = member
             data = participant_resource(member)
+            if state.creating_tx.get(chat_id) == stored.tx_id:
+                audience = [event.owner_id]
         elif isinstance(event, ev.ParticipantLeft):
             _evolve_loaded_chat(state, event, customer_id)
             member = members.pop(event.participant_id, None) or participant_row(event, customer_id)
@@ -175,6 +191,10 @@ _INSERT = (
 _CHATS = "SELECT * FROM rm_chats WHERE id = ANY(%s)"
 _MEMBERS = "SELECT * FROM rm_participants WHERE chat_id = ANY(%s) ORDER BY tm_joined, id"
 _MESSAGES = "SELECT * FROM rm_messages WHERE id = ANY(%s)"
+_CREATING_TXS = (
+    "SELECT stream_id, tx_id::text::bigint AS tx_id FROM events"
+    " WHERE stream_id = ANY(%s) AND version = 1"
+)
 _JOINS_IN_TX = (
     "SELECT position, tx_id::text::bigint AS tx_id, event_id, stream_id, version, type,"
     " schema_version, data, metadata, recorded_at FROM events"
@@ -189,6 +209,8 @@ async def load_state(conn: psycopg.AsyncConnection, needed: Needed) -> ReadState
         (_MEMBERS, (needed.member_chats,), needed.member_chats),
         (_MESSAGES, (needed.message_rows,), needed.message_rows),
         (_JOINS_IN_TX, (str(needed.creating_tx),), needed.creating_tx is not None),
+        (_CREATING_TXS, ([ev.chat_stream(c) for c in needed.joined_first_tx],),
+         needed.joined_first_tx),
     ) if wanted]
     results: dict[str, list[Row]] = {}
     async with conn.pipeline():
@@ -200,6 +222,8 @@ async def load_state(conn: psycopg.AsyncConnection, needed: Needed) -> ReadState
     for row in results.get(_MEMBERS, []):
         state.members.setdefault(row["chat_id"], {})[row["id"]] = row
     state.messages = {row["id"]: row for row in results.get(_MESSAGES, [])}
+    for row in results.get(_CREATING_TXS, []):
+        state.creating_tx[UUID(row["stream_id"].removeprefix("chat-"))] = row["tx_id"]
     for row in results.get(_JOINS_IN_TX, []):
         joined = row_to_event(row).decode()
         state.created_with.setdefault(joined.chat_id, []).append(joined.owner_id)

@@ -113,7 +113,9 @@ def decide_chat(state: ChatState, command: ChatCommand) -> list[Event]:
     """The events ``command`` records against the talk ``state``, or a :class:`DomainError`.
 
     Joins and leaves also return their system ``MessagePosted`` (each for its own message
-    stream ``message-<id>``), right after the ``ParticipantJoined``/``ParticipantLeft``."""
+    stream ``message-<id>``), right after the ``ParticipantJoined``/``ParticipantLeft``; a
+    creation returns its joins, then one system message for them all (``"<creator> and
+    <n> others joined the talk"``), so its cost grows linearly with its members."""
     match command:
         case CreateChat():
             return _create(state, command)
@@ -135,17 +137,17 @@ def require_chat(state: ChatState, customer_id: UUID, chat_id: UUID | None = Non
         or state.customer_id != customer_id
         or (chat_id is not None and state.chat_id != chat_id)
     ):
-        raise NotFound("talk not found")
+        raise NotFound("talk not found", "talk-not-found")
 
 
 def require_participant(state: ChatState, actor_id: UUID, doing: str) -> None:
     if not state.is_participant(actor_id):
-        raise Forbidden(f"only participants of the talk may {doing}")
+        raise Forbidden(f"only participants of the talk may {doing}", "not-a-participant")
 
 
 def require_live(state: ChatState) -> None:
     if state.deleted:
-        raise Conflict("the talk is deleted")
+        raise Conflict("the talk is deleted", "talk-deleted")
 
 
 def _joined(chat_id: UUID, owner_id: UUID, participant_id: UUID, message_id: UUID,
@@ -174,23 +176,38 @@ def _create(state: ChatState, cmd: CreateChat) -> list[Event]:
     if errors:
         raise Invalid("the talk is invalid", errors)
     if state.exists:
-        raise Conflict("the talk already exists")
-    members = [(cmd.actor_id, cmd.creator_participant_id, cmd.creator_system_message_id)]
+        raise Conflict("the talk already exists", "talk-exists")
+    members = [(cmd.actor_id, cmd.creator_participant_id)]
     seen = {cmd.actor_id}
     for p in cmd.participants:
         if p.owner_id not in seen:
             seen.add(p.owner_id)
-            members.append((p.owner_id, p.participant_id, p.system_message_id))
+            members.append((p.owner_id, p.participant_id))
     if cmd.type == "normal" and len(members) > rules.NORMAL_CHAT_MAX_PARTICIPANTS:
         raise Conflict(
-            f"a normal talk holds at most {rules.NORMAL_CHAT_MAX_PARTICIPANTS} participants"
-        )
+            f"a normal talk holds at most {rules.NORMAL_CHAT_MAX_PARTICIPANTS} participants",
+            "talk-full")
+    if len(members) > rules.TALK_MAX_MEMBERS:
+        raise Conflict(f"a talk holds at most {rules.TALK_MAX_MEMBERS:,} participants"
+                       f" (the creator included); {len(members):,} were asked for",
+                       "too-many-members")
     events: list[Event] = [
         ChatCreated(chat_id=cmd.chat_id, customer_id=cmd.customer_id, type=cmd.type,
                     name=cmd.name or "", detail=cmd.detail or "", tm_create=cmd.now)
     ]
-    for owner_id, participant_id, message_id in members:
-        events += _joined(cmd.chat_id, owner_id, participant_id, message_id, cmd.now)
+    events += [
+        ParticipantJoined(chat_id=cmd.chat_id, participant_id=participant_id,
+                          owner_type="agent", owner_id=owner_id, tm_joined=cmd.now)
+        for owner_id, participant_id in members
+    ]
+    # One system message for the whole creation: a message per member would be published
+    # to every member, N times N.
+    others = len(members) - 1
+    verb = "joined" if not others else f"and {others} other{'s' if others > 1 else ''} joined"
+    events.append(MessagePosted(
+        message_id=cmd.creator_system_message_id, chat_id=cmd.chat_id, parent_id=None,
+        owner_type="system", owner_id=cmd.actor_id, type="system",
+        text=f"{cmd.actor_id} {verb} the talk", tm_create=cmd.now))
     return events
 
 
@@ -220,11 +237,14 @@ def _add(state: ChatState, cmd: AddParticipant) -> list[Event]:
         raise Invalid("the participant is invalid", errors)
     require_live(state)
     if state.is_participant(cmd.owner_id):
-        raise Conflict("the agent is already a participant of the talk")
+        raise Conflict("the agent is already a participant of the talk", "already-participant")
     if state.is_full():
         raise Conflict(
-            f"a normal talk holds at most {rules.NORMAL_CHAT_MAX_PARTICIPANTS} participants"
-        )
+            f"a normal talk holds at most {rules.NORMAL_CHAT_MAX_PARTICIPANTS} participants",
+            "talk-full")
+    if state.member_count >= rules.TALK_MAX_MEMBERS:
+        raise Conflict(f"a talk holds at most {rules.TALK_MAX_MEMBERS:,} participants",
+                       "too-many-members")
     return _joined(cmd.chat_id, cmd.owner_id, cmd.participant_id, cmd.system_message_id,
                    cmd.now)
 
@@ -235,7 +255,7 @@ def _remove(state: ChatState, cmd: RemoveParticipant) -> list[Event]:
     require_live(state)
     owner_id = state.owner_of(cmd.participant_id)
     if owner_id is None:
-        raise NotFound("participant not found in this talk")
+        raise NotFound("participant not found in this talk", "participant-not-found")
     return [
         ParticipantLeft(chat_id=cmd.chat_id, participant_id=cmd.participant_id,
                         owner_type="agent", owner_id=owner_id, tm_left=cmd.now),

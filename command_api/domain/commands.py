@@ -27,12 +27,11 @@ class Command:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class NewParticipant:
-    """A member requested at talk creation, with the ids its join will use."""
+    """A member requested at talk creation, with the participant id its join will use."""
 
     owner_type: str
     owner_id: UUID
     participant_id: UUID
-    system_message_id: UUID
 
 
 # --- the talk ---------------------------------------------------------------------------------
@@ -42,7 +41,8 @@ class NewParticipant:
 class CreateChat(Command):
     """Create a talk. The creator (``actor_id``) joins first with ``creator_participant_id``;
     then each of ``participants`` in order, deduplicated by owner (the first entry wins and the
-    creator listed again is skipped); each join posts its system message."""
+    creator listed again is skipped); one system message (``creator_system_message_id``)
+    says they joined."""
 
     chat_id: UUID
     type: str

@@ -123,7 +123,7 @@ def _require_message(chat: ChatState, message: MessageState, command: MessageCom
         or message.chat_id != chat.chat_id
         or chat.customer_id != command.customer_id
     ):
-        raise NotFound("message not found")
+        raise NotFound("message not found", "message-not-found")
 
 
 def _post(chat: ChatState, message: MessageState, cmd: PostMessage,
@@ -147,7 +147,7 @@ def _post(chat: ChatState, message: MessageState, cmd: PostMessage,
         raise Invalid("the message is invalid", errors)
     require_live(chat)
     if message.exists:
-        raise Conflict("a message with this id already exists")
+        raise Conflict("a message with this id already exists", "message-exists")
     return [
         MessagePosted(
             message_id=cmd.message_id, chat_id=cmd.chat_id, parent_id=cmd.parent_id,
@@ -160,7 +160,8 @@ def _post(chat: ChatState, message: MessageState, cmd: PostMessage,
 def _require_author(chat: ChatState, message: MessageState, cmd: MessageCommand,
                     doing: str) -> None:
     if not message.is_author(cmd.actor_id) or not chat.is_participant(cmd.actor_id):
-        raise Forbidden(f"only the author, while a participant, may {doing} the message")
+        raise Forbidden(f"only the author, while a participant, may {doing} the message",
+                        "not-the-author")
 
 
 def _edit(chat: ChatState, message: MessageState, cmd: EditMessage) -> list[Event]:
@@ -169,7 +170,7 @@ def _edit(chat: ChatState, message: MessageState, cmd: EditMessage) -> list[Even
     rules.validate_text(cmd.text, required=not message.has_medias)  # as when posting
     require_live(chat)
     if message.deleted:
-        raise Conflict("the message is deleted")
+        raise Conflict("the message is deleted", "message-deleted")
     return [MessageEdited(message_id=cmd.message_id, chat_id=chat.chat_id, text=cmd.text,
                           tm_update=cmd.now)]
 
@@ -190,13 +191,21 @@ def _reaction_checks(chat: ChatState, message: MessageState,
     rules.validate_emoji(cmd.emoji)
     require_live(chat)
     if message.deleted:
-        raise Conflict("the message is deleted")
+        raise Conflict("the message is deleted", "message-deleted")
 
 
 def _react(chat: ChatState, message: MessageState, cmd: AddReaction) -> list[Event]:
     _reaction_checks(chat, message, cmd)
     if (cmd.actor_id, cmd.emoji) in message.reactions:
         return []  # one (agent, emoji) pair once; adding it again is a no-op
+    emoji = {e for _, e in message.reactions}
+    if cmd.emoji not in emoji and len(emoji) >= rules.MESSAGE_MAX_EMOJI:
+        raise Conflict(f"a message carries at most {rules.MESSAGE_MAX_EMOJI} different emoji",
+                       "too-many-reactions")
+    own = sum(1 for owner, _ in message.reactions if owner == cmd.actor_id)
+    if own >= rules.AGENT_MAX_EMOJI_PER_MESSAGE:
+        raise Conflict(f"an agent adds at most {rules.AGENT_MAX_EMOJI_PER_MESSAGE} different"
+                       " emoji to one message", "too-many-reactions-by-agent")
     return [ReactionAdded(message_id=cmd.message_id, chat_id=chat.chat_id, emoji=cmd.emoji,
                           owner_type="agent", owner_id=cmd.actor_id, tm_create=cmd.now)]
 

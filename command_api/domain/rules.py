@@ -17,6 +17,10 @@ from events.catalogue import Media
 
 CHAT_TYPES = ("normal", "group")
 NORMAL_CHAT_MAX_PARTICIPANTS = 2
+# Caps that bound what one talk or message costs to store, publish and fold (README, "Limits").
+TALK_MAX_MEMBERS = 1_000  # participants of one talk, the creator included
+MESSAGE_MAX_EMOJI = 50  # different emoji on one message
+AGENT_MAX_EMOJI_PER_MESSAGE = 20  # different emoji one agent adds to one message
 NAME_MAX = 255
 DETAIL_MAX = 10_000
 TEXT_MAX = 10_000

@@ -26,8 +26,7 @@ def _create_command(request: web.Request, type_: str, name: str, detail: str,
         chat_id=uuid4(), type=type_, name=name, detail=detail,
         creator_participant_id=uuid4(), creator_system_message_id=uuid4(),
         participants=tuple(
-            NewParticipant(owner_type=owner_type, owner_id=owner_id, participant_id=uuid4(),
-                           system_message_id=uuid4())
+            NewParticipant(owner_type=owner_type, owner_id=owner_id, participant_id=uuid4())
             for owner_type, owner_id in members
         ),
     )

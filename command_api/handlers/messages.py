@@ -10,7 +10,7 @@ from command_api.domain.commands import DeleteMessage, EditMessage, PostMessage
 from command_api.domain.errors import DomainError
 from command_api.domain.rules import validate_medias
 from command_api.execution import decide_message_command
-from command_api.http import execute
+from command_api.http import domain_problem, execute
 from command_api.rendering import render_message
 from command_api.requests import (
     EditMessageRequest,
@@ -22,7 +22,6 @@ from events.catalogue import message_stream
 from services.http.bodies import read_body
 from services.http.middlewares import caller_of
 from services.http.paths import path_uuid
-from services.http.problems import Problem
 from services.timefmt import utcnow
 
 
@@ -32,7 +31,7 @@ async def _post(request: web.Request, chat_id: UUID, type_: str, text: str,
     try:
         media_values = validate_medias([m.model_dump() for m in medias])
     except DomainError as exc:
-        raise Problem(exc.status, exc.detail, errors=exc.errors or None) from None
+        raise domain_problem(exc) from None
     message_id = uuid4()
     cmd = PostMessage(customer_id=caller.customer_id, actor_id=caller.agent_id, now=utcnow(),
                       message_id=message_id, chat_id=chat_id, parent_id=parent_id, type=type_,

@@ -24,8 +24,22 @@ TITLES = {
 }
 
 
+PROBLEM_BASE = "https://talk.dev/problems/"
+
+
+def generic_slug(status: int) -> str:
+    """The problem type of an answer no rule names more precisely: its status's title."""
+    return TITLES.get(status, "error").lower().replace(" ", "-")
+
+
+def problem_type_url(slug: str) -> str:
+    return f"{PROBLEM_BASE}{slug}"
+
+
 class Problem(Exception):
-    """Raise from a handler to answer a problem; ``errors`` lists field problems."""
+    """Raise from a handler to answer a problem; ``errors`` lists field problems. ``type_``
+    is a slug (``already-participant``) or a full URL; unset, it is the status's generic one
+    (``conflict``)."""
 
     def __init__(self, status: int, detail: str, *, type_: str | None = None,
                  errors: list[dict[str, Any]] | None = None,
@@ -33,7 +47,8 @@ class Problem(Exception):
         super().__init__(detail)
         self.status = status
         self.detail = detail
-        self.type = type_ or f"https://talk.dev/problems/{TITLES.get(status, 'error').lower().replace(' ', '-')}"
+        slug = type_ or generic_slug(status)
+        self.type = slug if "://" in slug else problem_type_url(slug)
         self.errors = errors
         self.headers = headers or {}
 

@@ -109,12 +109,12 @@ async def test_joins_and_leaves_post_system_messages(talk):
     assert left == joined
     messages = await alice.messages(chat)
     system = [m for m in messages if m["type"] == "system"]
-    assert len(system) == len(messages) == 4  # alice, bob, carol joined; carol left
+    assert len(system) == len(messages) == 3  # alice and bob joined; carol joined; left
     assert all(m["owner_type"] == "system" for m in system)
-    # Newest first; the creation's two joins share one tm_create (their order is by id).
-    assert [m["owner_id"] for m in system[:2]] == [carol.id, carol.id]
-    assert {m["owner_id"] for m in system[2:]} == {alice.id, bob.id}
+    # Newest first; the creation posts one message for all its members.
+    assert [m["owner_id"] for m in system] == [carol.id, carol.id, alice.id]
     assert "left" in system[0]["text"] and "joined" in system[1]["text"]
+    assert system[2]["text"] == f"{alice.id} and 1 other joined the talk"
     assert all(m["chat_id"] == chat["id"] and m["parent_id"] == "" for m in system)
 
 

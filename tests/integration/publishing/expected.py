@@ -59,6 +59,7 @@ async def expected_bodies(url: str, customer_id: UUID, through: int) -> list[dic
     chats: dict[UUID, dict] = {}
     members: dict[UUID, dict[UUID, dict]] = {}
     messages: dict[UUID, dict] = {}
+    creating_tx: dict[UUID, int] = {}  # talk -> the transaction that created it
     bodies = []
     for stored, event in zip(events, decoded, strict=True):
         talk = members.setdefault(event.chat_id, {})
@@ -85,6 +86,10 @@ async def expected_bodies(url: str, customer_id: UUID, through: int) -> list[dic
             audience = {str(e.owner_id) for s, e in zip(events, decoded, strict=True)
                         if s.tx_id == stored.tx_id and isinstance(e, ev.ParticipantJoined)
                         and e.chat_id == event.chat_id}
+            creating_tx[event.chat_id] = stored.tx_id
+        if isinstance(event, ev.ParticipantJoined) and \
+                creating_tx.get(event.chat_id) == stored.tx_id:
+            audience = {str(event.owner_id)}  # a join of the creation: the joining agent
         bodies.append({
             "type": NAMES[type(event)], "event_id": str(stored.event_id),
             "position": stored.position, "customer_id": str(customer_id),

@@ -36,8 +36,7 @@ def ctx(actor: UUID = ALICE, customer: UUID = CUSTOMER) -> dict:
 
 
 def invitee(owner_id: UUID, owner_type: str = "agent") -> NewParticipant:
-    return NewParticipant(owner_type=owner_type, owner_id=owner_id,
-                          participant_id=new_id(), system_message_id=new_id())
+    return NewParticipant(owner_type=owner_type, owner_id=owner_id, participant_id=new_id())
 
 
 def create_cmd(actor: UUID = ALICE, type: str = "group", members: tuple[UUID, ...] = (),

@@ -16,6 +16,7 @@ from command_api.domain import (
     decide_chat,
     evolve_chat,
     fold_chat,
+    rules,
     stream_of,
 )
 from events.catalogue import (
@@ -58,12 +59,11 @@ def remove_cmd(chat, participant_id, actor=ALICE, **kw):
 # --- create -------------------------------------------------------------------------------------
 
 
-def test_create_emits_chat_then_a_join_and_system_message_per_member():
+def test_create_emits_chat_then_a_join_per_member_and_one_system_message():
     cmd = create_cmd(ALICE, "group", (BOB, CAROL))
     events = decide_chat(ChatState(), cmd)
     assert [type(e) for e in events] == [
-        ChatCreated, ParticipantJoined, MessagePosted, ParticipantJoined, MessagePosted,
-        ParticipantJoined, MessagePosted,
+        ChatCreated, ParticipantJoined, ParticipantJoined, ParticipantJoined, MessagePosted,
     ]
     created = events[0]
     assert (created.chat_id, created.customer_id, created.type, created.name, created.detail,
@@ -72,12 +72,26 @@ def test_create_emits_chat_then_a_join_and_system_message_per_member():
     assert [j.owner_id for j in joins] == [ALICE, BOB, CAROL]
     assert joins[0].participant_id == cmd.creator_participant_id
     assert [j.participant_id for j in joins[1:]] == [p.participant_id for p in cmd.participants]
-    system = [e for e in events if isinstance(e, MessagePosted)]
-    assert system[0].message_id == cmd.creator_system_message_id
-    assert [m.message_id for m in system[1:]] == [p.system_message_id for p in cmd.participants]
-    for m, owner in zip(system, (ALICE, BOB, CAROL), strict=True):
-        assert (m.type, m.owner_type, m.owner_id, m.text, m.chat_id, m.parent_id) == (
-            "system", "system", owner, f"{owner} joined the talk", cmd.chat_id, None)
+    system = events[-1]
+    assert system.message_id == cmd.creator_system_message_id
+    assert (system.type, system.owner_type, system.owner_id, system.text, system.chat_id,
+            system.parent_id, system.tm_create) == (
+        "system", "system", ALICE, f"{ALICE} and 2 others joined the talk", cmd.chat_id, None,
+        NOW)
+
+
+def test_a_talk_created_alone_says_its_creator_joined():
+    cmd = create_cmd(BOB, "group", ())
+    *_, system = decide_chat(ChatState(), cmd)
+    assert system.text == f"{BOB} joined the talk"
+    *_, system = decide_chat(ChatState(), create_cmd(BOB, "group", (CAROL,)))
+    assert system.text == f"{BOB} and 1 other joined the talk"
+
+
+def test_the_events_of_a_creation_grow_linearly_with_its_members():
+    members = tuple(new_id() for _ in range(rules.TALK_MAX_MEMBERS - 1))
+    events = decide_chat(ChatState(), create_cmd(ALICE, "group", members))
+    assert len(events) == 1 + rules.TALK_MAX_MEMBERS + 1  # created, the joins, one message
 
 
 def test_create_is_deterministic():

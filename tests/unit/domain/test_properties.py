@@ -139,8 +139,7 @@ class World:
                 chat_id=self.new_id(), type=chat_type, name="n", detail="d",
                 creator_participant_id=self.new_id(), creator_system_message_id=self.new_id(),
                 participants=tuple(NewParticipant(owner_type="agent", owner_id=m,
-                                                  participant_id=self.new_id(),
-                                                  system_message_id=self.new_id())
+                                                  participant_id=self.new_id())
                                    for m in members), **base), None
         if kind in ("update", "delete", "add", "remove", "post"):
             chat_id = self.chat_id(args[0])
@@ -195,6 +194,8 @@ def check_decision(world: World, command, target: ChatState | None, events: list
             assert event.owner_id == command.actor_id
         if isinstance(event, ReactionAdded):
             assert world.chat(event.chat_id).is_participant(event.owner_id)
+        if isinstance(command, CreateChat) and isinstance(event, ParticipantJoined):
+            continue  # the creation's one system message is checked below
         if isinstance(event, ParticipantJoined | ParticipantLeft):
             system = events[i + 1]
             verb = "joined" if isinstance(event, ParticipantJoined) else "left"
@@ -203,6 +204,11 @@ def check_decision(world: World, command, target: ChatState | None, events: list
             assert system.text == f"{event.owner_id} {verb} the talk"
     if not isinstance(command, CreateChat | PostMessage):
         assert not any(isinstance(e, ChatCreated) for e in events)
+    if isinstance(command, CreateChat) and events:
+        joins = [e for e in events if isinstance(e, ParticipantJoined)]
+        [system] = [e for e in events if isinstance(e, MessagePosted)]
+        assert events[-1] is system and system.owner_id == command.actor_id
+        assert len(joins) == len(events) - 2, "one system message for the whole creation"
 
 
 def check_invariants(world: World) -> None:
