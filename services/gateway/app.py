@@ -26,7 +26,7 @@ from services.gateway.rabbitmq_feed import RabbitMQFeed
 from services.http.app import create_base_app
 from services.http.context import DATABASE, database_ctx
 from services.http.health import READINESS_CHECKS
-from services.http.middlewares import caller_of
+from services.http.middlewares import WEBSOCKET_HANDSHAKE_HEADERS, caller_of, require_ascii
 from services.settings import Settings
 from services.tasks import cancel_and_wait
 
@@ -120,6 +120,7 @@ async def websocket_handler(request: web.Request) -> web.StreamResponse:
     hub = request.app[HUB]
     ws = web.WebSocketResponse(heartbeat=request.app[HEARTBEAT], compress=False,
                                max_msg_size=MAX_CLIENT_MESSAGE, timeout=CLOSE_HANDSHAKE_TIMEOUT)
+    require_ascii(request, WEBSOCKET_HANDSHAKE_HEADERS)  # 400, not aiohttp's failure on it
     await ws.prepare(request)
     # Sockets of one customer share its id string (an idle socket's memory counts).
     conn = Connection(ws, request.transport, sys.intern(str(caller.customer_id)),

@@ -160,6 +160,21 @@ def request_id_of(request: web.Request) -> str:
     return request.get(REQUEST_ID, "")
 
 
+WEBSOCKET_HANDSHAKE_HEADERS = ("Upgrade", "Connection", "Sec-WebSocket-Key",
+                               "Sec-WebSocket-Version", "Sec-WebSocket-Protocol",
+                               "Sec-WebSocket-Extensions")
+
+
+def require_ascii(request: web.Request, names: tuple[str, ...]) -> None:
+    """Refuse (400) a byte that is not ASCII in headers aiohttp reads itself: it hands such a
+    byte over as a surrogate, on which its own checks fail with an exception (a 500)."""
+    for name in names:
+        for value in request.headers.getall(name, ()):
+            if not value.isascii():
+                raise Problem(400, f"the {name} header is not ASCII",
+                              errors=[{"field": name, "message": "malformed"}])
+
+
 def correlation_id_of(request: web.Request) -> str:
     """The request's correlation id (checked by the auth middleware), else its request id."""
     return request.get(CORRELATION_ID) or request_id_of(request)

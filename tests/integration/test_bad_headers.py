@@ -116,6 +116,20 @@ async def test_a_well_formed_correlation_id_is_kept_in_the_metadata(port, db):
     assert rows and all(r["metadata"]["correlation_id"] == correlation for r in rows)
 
 
+async def test_undecodable_websocket_handshake_headers_are_400(port):
+    token = _token_bytes()
+    for name in ("Sec-WebSocket-Key", "Sec-WebSocket-Version", "Upgrade", "Connection",
+                 "Sec-WebSocket-Protocol", "Sec-WebSocket-Extensions"):
+        for bad in NOT_UTF8:
+            request = request_bytes("GET", WS, {**WS_UPGRADE, "Authorization": token,
+                                                name: WS_UPGRADE.get(name, "x").encode() + bad})
+            problem = _is_problem(await send_raw(port, request), 400)
+            assert problem["errors"][0]["field"] == name, problem
+    # and a well-formed handshake is upgraded
+    assert (await send_raw(port, request_bytes(
+        "GET", WS, {**WS_UPGRADE, "Authorization": token}))).status == 101
+
+
 async def test_an_undecodable_min_position_is_400(port):
     token = _token_bytes()
     for bad in [*NOT_UTF8, "١".encode(), b"12 34", b"-1"]:
