@@ -12,8 +12,6 @@ message has its own, so a command's cost does not grow with the talk's history.
 
 from __future__ import annotations
 
-import asyncio
-import random
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -36,14 +34,11 @@ from events.catalogue import Event, chat_stream, message_stream
 from events.envelope import Checkpoint, Metadata, NewEvent
 from events.errors import ConcurrencyConflict
 from events.store import AppendResult, EventStore, StreamAppend
+from services.retry import Backoff, pause
 
 MAX_ATTEMPTS = 64
 BACKOFF_BASE = 0.001  # seconds; the pause before attempt n is random in [0, base * 2**n]
 BACKOFF_CAP = 0.05
-
-
-def backoff(attempt: int) -> float:
-    return random.uniform(0, min(BACKOFF_CAP, BACKOFF_BASE * 2 ** attempt))
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,7 +144,8 @@ async def run_command(decide: Callable[[EventStore], Awaitable[Decision]], commi
     not validated by anything, so it is made again on fresh reads before it is answered.
     """
     fresh = getattr(store, "fresh", store)
-    for attempt in range(MAX_ATTEMPTS):
+    backoff: Backoff | None = None
+    for _ in range(MAX_ATTEMPTS):
         try:
             decision = await decide(store)
         except DomainError:
@@ -162,5 +158,7 @@ async def run_command(decide: Callable[[EventStore], Awaitable[Decision]], commi
             forget = getattr(store, "forget", None)
             if forget is not None:  # whatever path appended, the cached stream is stale
                 forget(conflict.stream_id)
-            await asyncio.sleep(backoff(attempt))
+            if backoff is None:  # made on the first conflict only: most commands have none
+                backoff = Backoff(BACKOFF_BASE, BACKOFF_CAP, jitter=1.0)
+            await pause(backoff.next())
     raise Conflict("the resource is being changed by others; retry", "concurrent-change")

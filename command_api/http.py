@@ -3,9 +3,11 @@ problem answers, and the ``X-Talk-Position`` header."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 
 import orjson
+import structlog
 from aiohttp import web
 from prometheus_client import Counter
 
@@ -29,9 +31,13 @@ from events.position_token import format_position
 from events.postgres_store import append_on
 from events.store import EventStore
 from services.auth import Caller
+from services.db import DatabaseUnavailable
 from services.http.context import DATABASE
 from services.http.middlewares import caller_of, correlation_id_of, request_id_of
 from services.http.problems import Problem
+from services.http.unavailable import outcome_unknown_problem
+
+log = structlog.get_logger("talk.command_api")
 
 POSITION_HEADER = "X-Talk-Position"
 KEY_REUSED = "idempotency-key-reused"  # 422: the key was used with another request
@@ -79,7 +85,8 @@ async def execute(request: web.Request, decide: Callable[[EventStore], Awaitable
     key = request.headers.get(IDEMPOTENCY_HEADER) if request.method == "POST" else None
     if key is None:
         async def commit(decision, md, rnd):
-            resp = await plain_commit(store, decision, md, rnd)
+            with _outcome_unknown_answered(idempotency_key=False):
+                resp = await plain_commit(store, decision, md, rnd)
             _count(decision)
             return resp
 
@@ -97,6 +104,10 @@ async def execute(request: web.Request, decide: Callable[[EventStore], Awaitable
     db = request.app[DATABASE]
 
     async def commit_idempotent(decision, md, rnd):
+        with _outcome_unknown_answered(idempotency_key=True):
+            return await _commit_idempotent(decision, md, rnd)
+
+    async def _commit_idempotent(decision, md, rnd):
         async with db.transaction("append_events_idempotent") as conn:
             prior = await claim_key(conn, caller.customer_id, caller.agent_id, key, fingerprint)
             if prior is not None:
@@ -136,6 +147,18 @@ async def execute(request: web.Request, decide: Callable[[EventStore], Awaitable
         resp = http_answer(stored.status, stored.body, stored.position)
         resp.headers["Idempotent-Replayed"] = "true"
         return resp
+
+
+@contextmanager
+def _outcome_unknown_answered(*, idempotency_key: bool) -> Iterator[None]:
+    """A commit cut off by a lost connection answers 503 saying the write may be stored."""
+    try:
+        yield
+    except DatabaseUnavailable as exc:
+        if not exc.outcome_unknown:
+            raise
+        log.warning("command.outcome_unknown", error=str(exc), idempotency_key=idempotency_key)
+        raise outcome_unknown_problem(idempotency_key=idempotency_key) from exc
 
 
 async def _recorded(db, caller: Caller, key: str) -> StoredResponse | None:

@@ -14,6 +14,7 @@ import asyncio
 import psycopg
 import structlog
 
+from services.retry import Backoff, pause
 from services.tasks import cancel_and_wait
 
 log = structlog.get_logger("talk.events")
@@ -40,11 +41,13 @@ class CommitNotifier:
         self._pending.set()
 
     async def _run(self) -> None:
+        backoff = Backoff(0.2, 2.0)
         while True:
             try:
                 async with await psycopg.AsyncConnection.connect(
                     self._url, autocommit=True, application_name="talk-notifier"
                 ) as conn:
+                    backoff.reset()
                     while True:
                         await self._pending.wait()
                         self._pending.clear()
@@ -53,5 +56,6 @@ class CommitNotifier:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # the readers poll; retry quietly
-                log.warning("notifier.failed", error=str(exc))
-                await asyncio.sleep(1.0)
+                delay = backoff.next()
+                log.warning("notifier.failed", error=str(exc), retry_in=delay)
+                await pause(delay)

@@ -32,13 +32,16 @@ from projector.ordered_publish import publish_in_order
 from projector.published import CONTENT_TYPE
 from projector.wakeup import Wakeup
 from services import amqp
+from services.leader_lock import acquire_leader_lock
+from services.retry import Backoff, pause
 from services.settings import Settings
-from services.stopping import sleep_or_stop
 
 log = structlog.get_logger("talk.publisher")
 
 PUBLISHER_LOCK = 0x74616C6B_7075626C  # "talkpubl"
 PROJECTED_CHANNEL = "talk_projected"  # the projector NOTIFYs it after each batch
+RETRY_FIRST, RETRY_CAP = 0.2, 5.0  # seconds before reconnecting after a lost connection
+FAILED_RETRY_CAP = 30.0  # after an unexpected failure
 
 EVENTS_PUBLISHED = Counter("talk_events_published_total",
                            "Events published to RabbitMQ and confirmed by the broker.")
@@ -75,26 +78,41 @@ class Publisher:
         self.active = asyncio.Event()  # set while holding the lock
         self.connected = asyncio.Event()  # set while a broker session is up
         self.published = 0  # events confirmed by this instance (tests await progress on it)
+        self.lag: int | None = None  # outbox rows not yet confirmed, as last measured
+        self.broker_error: str | None = None  # the last broker failure, until a session is up
 
     async def run(self, stop: asyncio.Event) -> None:
-        backoff = 0.2
+        backoff = Backoff(RETRY_FIRST, RETRY_CAP)
         async with Wakeup(self.url, PROJECTED_CHANNEL) as wakeup:
             while not stop.is_set():
                 try:
                     await self._run_locked(stop, wakeup)
-                    backoff = 0.2
+                    backoff.reset()
                 except psycopg.Error as exc:
-                    log.warning("publisher.database_lost", error=str(exc), retry_in=backoff)
-                    await sleep_or_stop(stop, backoff)
-                    backoff = min(backoff * 2, 5.0)
+                    delay = backoff.next()
+                    log.warning("publisher.database_lost", error=str(exc), retry_in=delay)
+                    await pause(delay, stop)
                 except asyncio.CancelledError:
                     raise
                 except Exception:  # never die quietly: the outbox waits for us
-                    log.exception("publisher.failed", retry_in=backoff)
-                    await sleep_or_stop(stop, backoff)
-                    backoff = min(backoff * 2, 30.0)
+                    delay = backoff.next(cap=FAILED_RETRY_CAP)
+                    log.exception("publisher.failed", retry_in=delay)
+                    await pause(delay, stop)
                 finally:
                     self._set_active(False)
+
+    async def check_broker(self) -> None:
+        """Readiness: the active instance has a broker session (a standby needs none)."""
+        if self.active.is_set() and not self.connected.is_set():
+            raise ConnectionError("RabbitMQ is not connected"
+                                  + (f": {self.broker_error}" if self.broker_error else ""))
+
+    def check_lag(self, limit: int) -> None:
+        """Readiness: the active instance's outbox holds at most ``limit`` unconfirmed rows
+        (0: no limit)."""
+        if limit and self.active.is_set() and self.lag is not None and self.lag > limit:
+            raise RuntimeError(f"publish lag: {self.lag} events not yet confirmed by the "
+                               f"broker (limit {limit}, TALK_PUBLISH_LAG_LIMIT)")
 
     def _set_active(self, active: bool) -> None:
         PUBLISHER_ACTIVE.set(1 if active else 0)
@@ -122,22 +140,16 @@ class Publisher:
 
             async def failed(exc: BaseException) -> None:
                 PUBLISH_FAILURES.inc()
+                self.broker_error = f"{type(exc).__name__}: {exc}"[:200]
                 await self._update_lag(db)
 
             await amqp.run_connected(self.settings, self.connection_name, stop, session,
                                      on_failure=failed)
 
     async def _acquire_lock(self, db: psycopg.AsyncConnection, stop: asyncio.Event) -> bool:
-        waiting_logged = False
-        while not stop.is_set():
-            cur = await db.execute("SELECT pg_try_advisory_lock(%s) AS ok", (self.lock_key,))
-            if (await cur.fetchone())["ok"]:
-                return True
-            if not waiting_logged:
-                log.info("publisher.standby")
-                waiting_logged = True
-            await sleep_or_stop(stop, min(0.5, self.settings.projector_poll_interval))
-        return False
+        return await acquire_leader_lock(
+            db, self.lock_key, stop, poll_interval=self.settings.projector_poll_interval,
+            log=log, event="publisher.standby")
 
     async def _session(self, db: psycopg.AsyncConnection, connection: AbstractConnection,
                        stop: asyncio.Event, wakeup: Wakeup) -> None:
@@ -145,6 +157,7 @@ class Publisher:
         connection.close_callbacks.add(lambda *_: closed.set())
         channel = await connection.channel(publisher_confirms=True)
         exchange = await amqp.declare_topology(channel, self.settings)
+        self.broker_error = None
         self.connected.set()
         try:
             while not stop.is_set():
@@ -164,6 +177,7 @@ class Publisher:
         rows = await cur.fetchall()
         if not rows:
             PUBLISH_LAG_EVENTS.set(0)
+            self.lag = 0
             return 0
         confirmed, failure = await publish_in_order(
             exchange, [(self._message(row), row["routing_key"]) for row in rows],
@@ -188,7 +202,8 @@ class Publisher:
 
     async def _update_lag(self, db: psycopg.AsyncConnection) -> None:
         cur = await db.execute(_LAG)
-        PUBLISH_LAG_EVENTS.set((await cur.fetchone())["n"])
+        self.lag = (await cur.fetchone())["n"]
+        PUBLISH_LAG_EVENTS.set(self.lag)
 
 
 

@@ -50,6 +50,7 @@ from projector.read_schema import (
 )
 from projector.replay import CHUNK_SIZE, Replay
 from services.db import Database, make_pool
+from services.retry import Backoff, pause
 from services.settings import Settings
 
 log = structlog.get_logger("talk.rebuild")
@@ -113,7 +114,7 @@ async def drop_schema(db: Database, schema: str) -> bool:
     them in another order: the same short ``lock_timeout`` as the switch, and retries.
     False if it never got them (the next rebuild drops it)."""
     schema = check_schema_name(schema)
-    delay = 0.05
+    backoff = Backoff(0.05, 2.0)
     for attempt in range(1, DROP_ATTEMPTS + 1):
         try:
             async with db.transaction("replay_drop_schema") as conn:
@@ -127,8 +128,7 @@ async def drop_schema(db: Database, schema: str) -> bool:
         except (psycopg.errors.LockNotAvailable, psycopg.errors.DeadlockDetected) as exc:
             log.info("replay.drop_waiting", schema=schema, attempt=attempt,
                      reason=type(exc).__name__)
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 2.0)
+            await pause(backoff.next())
     log.warning("replay.drop_gave_up", schema=schema)
     return False
 
@@ -195,7 +195,7 @@ async def rebuild_read_model(db: Database, *, progress: ProgressFactory = Progre
 
 
 async def _switch(db: Database, replay: Replay, target: int, bar: Progress) -> None:
-    delay = 0.05
+    backoff = Backoff(0.05, 1.0)
     for attempt in range(1, SWITCH_ATTEMPTS + 1):
         try:
             async with db.transaction("rebuild_switch") as conn:
@@ -216,8 +216,7 @@ async def _switch(db: Database, replay: Replay, target: int, bar: Progress) -> N
         except (psycopg.errors.LockNotAvailable, psycopg.errors.DeadlockDetected) as exc:
             log.info("rebuild.switch_retry", attempt=attempt, reason=type(exc).__name__)
             await replay.load_checkpoint()  # what the rolled-back catch-up did is undone
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 1.0)
+            await pause(backoff.next())
             await replay.run(bar)
     raise RuntimeError(f"could not switch to {replay.schema} in {SWITCH_ATTEMPTS} attempts"
                        " (readers or the projector held the read tables too long)")

@@ -23,13 +23,16 @@ from events.postgres_store import read_all_on
 from projector.checkpoints import load_checkpoint, lock_checkpoint, save_checkpoint
 from projector.read_model import apply_event
 from projector.wakeup import Wakeup
+from services.leader_lock import acquire_leader_lock
+from services.retry import Backoff, pause
 from services.settings import Settings
-from services.stopping import sleep_or_stop
 
 log = structlog.get_logger("talk.projector")
 
 PROJECTOR_LOCK = 0x74616C6B_70726F6A  # "talkproj"
 LAG_INTERVAL = 1.0  # seconds between lag measurements while catching up
+RETRY_FIRST, RETRY_CAP = 0.2, 5.0  # seconds before reconnecting after a lost connection
+FAILED_BATCH_RETRY_CAP = 30.0  # a batch that cannot be applied is retried less often
 
 EVENTS_PROJECTED = Counter("talk_events_projected_total", "Events applied to the read tables.")
 PROJECTOR_FAILURES = Counter(
@@ -64,27 +67,27 @@ class Projector:
         self.last_error: str | None = None  # cleared by the next committed batch
 
     async def run(self, stop: asyncio.Event) -> None:
-        backoff = 0.2
+        backoff = Backoff(RETRY_FIRST, RETRY_CAP)
         async with Wakeup(self.url) as wakeup:
             while not stop.is_set():
                 try:
                     await self._run_connected(stop, wakeup)
-                    backoff = 0.2
+                    backoff.reset()
                 except asyncio.CancelledError:
                     raise
                 except (psycopg.Error, OSError) as exc:  # /readyz reports Postgres itself
-                    log.warning("projector.connection_lost", error=str(exc), retry_in=backoff)
-                    await sleep_or_stop(stop, backoff)
-                    backoff = min(backoff * 2, 5.0)
+                    delay = backoff.next()
+                    log.warning("projector.connection_lost", error=str(exc), retry_in=delay)
+                    await pause(delay, stop)
                 except Exception as exc:
                     # An event that cannot be applied (e.g. no upcaster for its schema
                     # version): the batch rolled back; say so loudly, fail readiness, retry.
                     self.last_error = f"{type(exc).__name__}: {exc}"
                     PROJECTOR_FAILURES.inc()
+                    delay = backoff.next(cap=FAILED_BATCH_RETRY_CAP)
                     log.exception("projector.batch_failed", checkpoint=str(self.checkpoint),
-                                  retry_in=backoff)
-                    await sleep_or_stop(stop, backoff)
-                    backoff = min(backoff * 2, 30.0)
+                                  retry_in=delay)
+                    await pause(delay, stop)
                 finally:
                     self._set_active(False)
 
@@ -105,7 +108,9 @@ class Projector:
             self.url, autocommit=True, row_factory=dict_row, application_name=f"talk-projector-{self.name}",
             connect_timeout=self.settings.db_connect_timeout,
         ) as conn:
-            if not await self._acquire_lock(conn, stop):
+            if not await acquire_leader_lock(
+                    conn, self.lock_key, stop, poll_interval=self.settings.projector_poll_interval,
+                    log=log, event="projector.standby", name=self.name):
                 return
             self._set_active(True)
             log.info("projector.active", name=self.name)
@@ -122,18 +127,6 @@ class Projector:
                     lag_due = time.monotonic() + LAG_INTERVAL
                 if caught_up:
                     await _wait_either(stop, wakeup, self.settings.projector_poll_interval)
-
-    async def _acquire_lock(self, conn: psycopg.AsyncConnection, stop: asyncio.Event) -> bool:
-        waiting_logged = False
-        while not stop.is_set():
-            cur = await conn.execute("SELECT pg_try_advisory_lock(%s) AS ok", (self.lock_key,))
-            if (await cur.fetchone())["ok"]:
-                return True
-            if not waiting_logged:
-                log.info("projector.standby", name=self.name)
-                waiting_logged = True
-            await sleep_or_stop(stop, min(0.5, self.settings.projector_poll_interval))
-        return False
 
     async def project_batch(self, conn: psycopg.AsyncConnection, limit: int) -> int:
         """Read and apply one batch in one transaction; returns how many events it held."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from aiohttp import web
@@ -33,6 +34,8 @@ class Projection:
 
     projector: Projector
     tasks: list[asyncio.Task]
+    publisher: Publisher | None = None
+    publish_lag_limit: int = 0
 
     async def check(self) -> None:
         """Readiness: every task still running and the last batch applied cleanly."""
@@ -40,6 +43,21 @@ class Projection:
             if task.done():
                 raise RuntimeError(f"{task.get_name()} has stopped")
         await self.projector.check_healthy()
+
+    def readiness_checks(self) -> dict[str, Callable[[], Awaitable[None]]]:
+        """``/readyz`` checks by name: the projection; with a publisher, its lag, and
+        RabbitMQ when it publishes there (the active publisher must be connected)."""
+        checks: dict[str, Callable[[], Awaitable[None]]] = {"projection": self.check}
+        publisher = self.publisher
+        if publisher is not None:
+            if publisher.uses_broker:
+                checks["rabbitmq"] = publisher.check_broker
+
+            async def publish_lag() -> None:
+                publisher.check_lag(self.publish_lag_limit)
+
+            checks["publish_lag"] = publish_lag
+        return checks
 
 
 def start_projection(settings: Settings, stop: asyncio.Event,
@@ -55,13 +73,13 @@ def start_projection(settings: Settings, stop: asyncio.Event,
     tasks = [asyncio.create_task(projector.run(stop), name="projector")]
     if publisher is not None:
         tasks.append(asyncio.create_task(publisher.run(stop), name="publisher"))
-    return Projection(projector, tasks)
+    return Projection(projector, tasks, publisher, settings.publish_lag_limit)
 
 
 def health_app(settings: Settings, db: Database, projection: Projection) -> web.Application:
     app = create_base_app(settings, "projector", authenticate=False)
     app[READINESS_CHECKS]["postgres"] = db.ping
-    app[READINESS_CHECKS]["projection"] = projection.check
+    app[READINESS_CHECKS].update(projection.readiness_checks())
     return app
 
 

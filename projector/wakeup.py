@@ -11,6 +11,7 @@ import asyncio
 import psycopg
 import structlog
 
+from services.retry import Backoff, pause
 from services.tasks import cancel_and_wait
 
 log = structlog.get_logger("talk.projector")
@@ -33,21 +34,21 @@ class Wakeup:
         await cancel_and_wait(self._task)
 
     async def _listen(self) -> None:
-        backoff = 0.2
+        backoff = Backoff(0.2, 5.0)
         while True:
             try:
                 async with await psycopg.AsyncConnection.connect(self._url, autocommit=True) as conn:
                     await conn.execute(f"LISTEN {self._channel}")
-                    backoff = 0.2
+                    backoff.reset()
                     self.event.set()  # we may have missed some while (re)connecting
                     async for _ in conn.notifies():
                         self.event.set()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                log.warning("projector.listen_failed", error=str(exc))
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 5.0)
+                delay = backoff.next()
+                log.warning("projector.listen_failed", error=str(exc), retry_in=delay)
+                await pause(delay)
 
     async def wait(self, timeout: float) -> None:
         try:

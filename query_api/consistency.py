@@ -22,6 +22,7 @@ from query_api.context import READ_STORE
 from query_api.read_store import ReadStore
 from services.http.paths import path_uuid
 from services.http.problems import Problem
+from services.retry import Backoff, pause
 from services.tasks import cancel_and_wait
 
 log = structlog.get_logger("talk.query")
@@ -44,18 +45,21 @@ class ProjectionWatcher:
         await cancel_and_wait(self._task)
 
     async def _listen(self) -> None:
+        backoff = Backoff(0.2, 2.0)
         while True:
             try:
                 async with await psycopg.AsyncConnection.connect(self._url, autocommit=True) as conn:
                     await conn.execute(f"LISTEN {CHANNEL}")
+                    backoff.reset()
                     async for _ in conn.notifies():
                         async with self._changed:
                             self._changed.notify_all()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                log.warning("projection_watcher.listen_failed", error=str(exc))
-                await asyncio.sleep(1.0)
+                delay = backoff.next()
+                log.warning("projection_watcher.listen_failed", error=str(exc), retry_in=delay)
+                await pause(delay)
 
     async def wait_changed(self, timeout: float) -> None:
         """Until the projector's next batch is committed, at most ``timeout`` seconds."""

@@ -23,8 +23,8 @@ import aiormq
 import structlog
 from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractExchange
 
+from services.retry import Backoff, pause
 from services.settings import Settings
-from services.stopping import sleep_or_stop
 
 log = structlog.get_logger("talk.amqp")
 
@@ -79,24 +79,25 @@ async def run_connected(settings: Settings, name: str, stop: asyncio.Event, sess
     it or by the connect is logged, passed to ``on_failure`` and retried after a back-off.
     Any other error propagates.
     """
-    backoff = 0.2
+    backoff = Backoff(0.2, 5.0)
     while not stop.is_set():
         try:
             connection = await open_connection(settings, name)
         except AMQP_ERRORS as exc:
-            await _failed(name, "amqp.connect_failed", exc, backoff, on_failure)
+            delay = backoff.next()
+            await _failed(name, "amqp.connect_failed", exc, delay, on_failure)
         else:
             try:
                 log.info("amqp.connected", name=name)
-                backoff = 0.2
+                backoff.reset()
                 await session(connection)
                 return
             except AMQP_ERRORS as exc:
-                await _failed(name, "amqp.connection_lost", exc, backoff, on_failure)
+                delay = backoff.next()
+                await _failed(name, "amqp.connection_lost", exc, delay, on_failure)
             finally:
                 await _close_quietly(connection)
-        await sleep_or_stop(stop, backoff)
-        backoff = min(backoff * 2, 5.0)
+        await pause(delay, stop)
 
 
 async def _failed(name: str, what: str, exc: BaseException, retry_in: float,

@@ -3,10 +3,21 @@
 ``Database.transaction(name)`` names each transaction so logs and metrics say which query
 ran (``talk_db_transaction_seconds{name=...}``). Connections are in autocommit mode: a lone
 statement through ``Database.statement(name)`` is its own transaction (one round trip).
+
+Outages. A pooled connection is checked before it is handed out: a server that restarted or
+went away has closed its end, so the socket of an idle connection has something to read (the
+server's goodbye, or the end of the stream); such a connection is closed (the pool opens a
+new one) and the next one is tried, at the cost of a ``poll`` and no round trip. A failure
+that means Postgres cannot be used (no connection within the connect timeout, a connection
+lost) is raised as :class:`DatabaseUnavailable`, which says whether a write may have been
+committed; the HTTP layer answers it 503 with ``Retry-After``. The pool keeps trying to
+connect on its own, and gives an attempt up after a few seconds so that a new one starts
+soon after Postgres is back.
 """
 
 from __future__ import annotations
 
+import select
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -15,7 +26,7 @@ import psycopg
 import structlog
 from prometheus_client import Counter, Histogram
 from psycopg.rows import dict_row
-from psycopg_pool import AsyncConnectionPool
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from services.settings import Settings
 
@@ -28,6 +39,21 @@ DB_SECONDS = Histogram(
     buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
 )
 DB_ERRORS = Counter("talk_db_transaction_errors_total", "Named SQL transactions that failed.", ["name"])
+DB_CONNECTIONS_DISCARDED = Counter(
+    "talk_db_connections_discarded_total",
+    "Pooled connections found closed by the server when checked out, and replaced.")
+RECONNECT_ATTEMPT_SECONDS = 5.0  # the pool gives a reconnection up (and starts afresh) after
+
+
+class DatabaseUnavailable(psycopg.OperationalError):
+    """Postgres could not be used: no connection within the timeout, or the connection was
+    lost. ``outcome_unknown``: the connection was lost while a write may have been
+    committing (a COMMIT, or an autocommit statement), so it may or may not be stored."""
+
+    def __init__(self, name: str, cause: BaseException, *, outcome_unknown: bool) -> None:
+        super().__init__(f"{name}: {type(cause).__name__}: {cause}".strip())
+        self.name = name
+        self.outcome_unknown = outcome_unknown
 
 
 def make_pool(settings: Settings, *, min_size: int | None = None, max_size: int | None = None,
@@ -46,8 +72,39 @@ def make_pool(settings: Settings, *, min_size: int | None = None, max_size: int 
         configure=configure,
         open=False,
         name=name,
-        timeout=settings.db_connect_timeout * 2,
+        timeout=settings.db_connect_timeout,
+        reconnect_timeout=max(RECONNECT_ATTEMPT_SECONDS, settings.db_connect_timeout),
     )
+
+
+def _closed_by_server(conn: psycopg.AsyncConnection) -> bool:
+    """Whether an idle connection has anything to read: the server's goodbye or the end of
+    the stream (an idle autocommit connection is sent nothing else but rare notices)."""
+    if conn.closed or conn.broken:
+        return True
+    poller = select.poll()
+    poller.register(conn.pgconn.socket, select.POLLIN)
+    return bool(poller.poll(0))
+
+
+async def _usable(conn: psycopg.AsyncConnection) -> bool:
+    if not _closed_by_server(conn):
+        return True
+    if not (conn.closed or conn.broken):
+        try:
+            await conn.execute("")  # a notice, say: reading it proves the connection works
+            return True
+        except psycopg.Error:
+            pass
+    return False
+
+
+def _lost(exc: BaseException, conn: psycopg.AsyncConnection | None) -> bool:
+    """Whether ``exc`` means Postgres could not be used (rather than a refused statement)."""
+    if isinstance(exc, PoolTimeout):
+        return True
+    return (isinstance(exc, psycopg.OperationalError) and conn is not None
+            and (conn.closed or conn.broken))
 
 
 class Database:
@@ -68,31 +125,60 @@ class Database:
         seconds.observe(elapsed)
         self._log.debug(kind, name=name, ms=round(elapsed * 1000, 3))
 
+    async def _checked_out(self) -> psycopg.AsyncConnection:
+        """A pooled connection the server has not closed; raises ``PoolTimeout``."""
+        deadline = time.monotonic() + self.pool.timeout
+        while True:
+            conn = await self.pool.getconn(max(deadline - time.monotonic(), 0.001))
+            try:
+                usable = await _usable(conn)
+            except BaseException:
+                await self.pool.putconn(conn)
+                raise
+            if usable:
+                return conn
+            DB_CONNECTIONS_DISCARDED.inc()
+            await conn.close()
+            await self.pool.putconn(conn)  # closed: the pool opens another in its place
+
+    @asynccontextmanager
+    async def _connection(self, kind: str, name: str,
+                          ) -> AsyncIterator[tuple[psycopg.AsyncConnection, list[str]]]:
+        """A checked connection, and a one-item list saying how far the caller got
+        (``connect``, ``run``, ``commit``); errors counted, timed, and an outage raised as
+        :class:`DatabaseUnavailable`."""
+        start = time.perf_counter()
+        stage = ["connect"]
+        conn: psycopg.AsyncConnection | None = None
+        try:
+            conn = await self._checked_out()
+            try:
+                stage[0] = "run"
+                yield conn, stage
+            finally:
+                await self.pool.putconn(conn)  # a broken one is replaced by the pool
+        except BaseException as exc:
+            DB_ERRORS.labels(name).inc()
+            if not isinstance(exc, DatabaseUnavailable) and _lost(exc, conn):
+                committing = stage[0] == "commit" or (kind == "db.statement" and stage[0] == "run")
+                raise DatabaseUnavailable(name, exc, outcome_unknown=committing) from exc
+            raise
+        finally:
+            self._finished(kind, name, start)
+
     @asynccontextmanager
     async def transaction(self, name: str) -> AsyncIterator[psycopg.AsyncConnection]:
         """``BEGIN`` … ``COMMIT`` on a pooled connection; rolled back on error."""
-        start = time.perf_counter()
-        try:
-            async with self.pool.connection() as conn, conn.transaction():
+        async with self._connection("db.transaction", name) as (conn, stage):
+            async with conn.transaction():
                 yield conn
-        except BaseException:
-            DB_ERRORS.labels(name).inc()
-            raise
-        finally:
-            self._finished("db.transaction", name, start)
+                stage[0] = "commit"
 
     @asynccontextmanager
     async def statement(self, name: str) -> AsyncIterator[psycopg.AsyncConnection]:
         """A pooled autocommit connection: each statement run on it commits by itself."""
-        start = time.perf_counter()
-        try:
-            async with self.pool.connection() as conn:
-                yield conn
-        except BaseException:
-            DB_ERRORS.labels(name).inc()
-            raise
-        finally:
-            self._finished("db.statement", name, start)
+        async with self._connection("db.statement", name) as (conn, _):
+            yield conn
 
     async def ping(self) -> None:
         async with self.statement("ping") as conn:

@@ -38,6 +38,10 @@ class Settings(BaseSettings):
     # Projector.
     projector_batch_size: int = Field(default=500, ge=1, le=10000)
     projector_poll_interval: float = Field(default=1.0, gt=0, description="Seconds between polls.")
+    publish_lag_limit: int = Field(
+        default=10_000, ge=0,
+        description="Outbox rows not yet confirmed by RabbitMQ beyond which the projector's "
+                    "/readyz fails (0: never).")
 
     # Query API.
     read_your_writes_timeout: float = Field(default=2.0, ge=0, description="X-Talk-Min-Position wait.")

@@ -30,6 +30,7 @@ from aiormq.abc import DeliveredMessage
 from services.amqp import declare_topology, open_connection, require_amqp_url
 from services.gateway.feed import Deliver, FeedMessage, FeedState, MalformedMessage
 from services.gateway.metrics import STREAM_MESSAGES
+from services.retry import Backoff, pause
 from services.settings import Settings
 
 log = structlog.get_logger("talk.gateway")
@@ -88,22 +89,21 @@ class RabbitMQFeed(FeedState):
         return "next"
 
     async def run(self, deliver: Deliver, stop: asyncio.Event) -> None:
-        backoff = 0.2
+        backoff = Backoff(0.2, 5.0)
         while not stop.is_set():
+            delay = backoff.next()
             try:
                 await self._consume(deliver, stop)
-                backoff = 0.2
+                backoff.reset()
             except asyncio.CancelledError:
                 raise
             except (aiormq.exceptions.AMQPError, OSError, ConnectionError, TimeoutError) as exc:
                 log.warning("gateway.stream_lost", error=f"{type(exc).__name__}: {exc}",
-                            position=self._position, retry_in=backoff)
+                            position=self._position, retry_in=delay)
             finally:
                 self._ready.clear()
             if not stop.is_set():
-                with suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), backoff)
-                backoff = min(backoff * 2, 5.0)
+                await pause(delay, stop)
 
     async def _consume(self, deliver: Deliver, stop: asyncio.Event) -> None:
         connection = await open_connection(self.settings, self.name)

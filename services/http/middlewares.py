@@ -14,6 +14,7 @@ from prometheus_client import Gauge, Histogram
 
 from services.auth import AuthError, Caller, TokenVerifier, token_from_request
 from services.http.problems import Problem, problem_response
+from services.http.unavailable import outage_problem
 
 log = structlog.get_logger("talk.http")
 
@@ -77,9 +78,15 @@ def make_request_middleware(service: str) -> Callable:
             response = problem_response(problem, request_id)
         except web.HTTPException as exc:
             response = _from_http_exception(exc, request_id)
-        except Exception:
-            log.exception("request.failed", method=request.method, path=request.path)
-            response = problem_response(Problem(500, "an internal error occurred"), request_id)
+        except Exception as exc:
+            outage = outage_problem(exc)
+            if outage is not None:  # expected while a dependency is down: no traceback
+                request_log.warning("request.dependency_unavailable", method=request.method,
+                                    path=request.path, error=f"{type(exc).__name__}: {exc}")
+                response = problem_response(outage, request_id)
+            else:
+                log.exception("request.failed", method=request.method, path=request.path)
+                response = problem_response(Problem(500, "an internal error occurred"), request_id)
         finally:
             if in_flight is not None:
                 in_flight.dec()
