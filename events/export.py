@@ -160,9 +160,19 @@ class CsvLines:
         return b"\r\n".join([row[:-1] for row in rows]) + b"\r\n"
 
 
+def _write(write: Callable[[bytes], Any], lines: NdjsonLines | CsvLines, rows: list[Row],
+           progress: Callable[[int], None] | None) -> None:
+    before = lines.count
+    write(lines(rows))
+    if progress is not None:
+        progress(lines.count - max(before, 0))
+
+
 async def export_events(db: Database, out: BinaryIO, filters: ExportFilters,
-                        fmt: str = "ndjson") -> int:
-    """Write the events that pass ``filters`` to ``out``; returns how many."""
+                        fmt: str = "ndjson",
+                        progress: Callable[[int], None] | None = None) -> int:
+    """Write the events that pass ``filters`` to ``out``; returns how many. ``progress``
+    gets the number of events of each write."""
     statement, params = export_statement(filters, fmt)
     lines: NdjsonLines | CsvLines = NdjsonLines() if fmt == "ndjson" else CsvLines()
     write: Callable[[bytes], Any] = out.write
@@ -178,11 +188,11 @@ async def export_events(db: Database, out: BinaryIO, filters: ExportFilters,
                     pending += batch
                     size += sum(map(len, batch))
                     if size >= WRITE_SIZE:
-                        write(lines(pending))
+                        _write(write, lines, pending, progress)
                         pending.clear()
                         size = 0
             if pending:
-                write(lines(pending))
+                _write(write, lines, pending, progress)
     finally:
         out.flush()
     return lines.count

@@ -29,7 +29,7 @@ from __future__ import annotations
 import hashlib
 import json
 import struct
-from collections.abc import AsyncIterator, Iterable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from contextlib import aclosing
 from dataclasses import dataclass
 from itertools import chain
@@ -384,10 +384,12 @@ class VerifyReport:
 
 
 async def run_verify_chain(db: Database, report: VerifyReport,
-                           checkpoint: Iterable[Head] | None = None) -> AsyncIterator[Finding]:
+                           checkpoint: Iterable[Head] | None = None,
+                           progress: Callable[[int], None] | None = None,
+                           ) -> AsyncIterator[Finding]:
     """Walk the whole store and yield every finding as it is found; ``report`` gets the
-    counts. With ``checkpoint``, its heads are streamed into a temporary table first and
-    every one is checked as well."""
+    counts, ``progress`` the number of events of each batch walked. With ``checkpoint``, its
+    heads are streamed into a temporary table first and every one is checked as well."""
     async with db.transaction("verify_hash_chain") as conn:
         await conn.execute(SNAPSHOT)
         if checkpoint is not None:
@@ -398,9 +400,12 @@ async def run_verify_chain(db: Database, report: VerifyReport,
         walker = ChainWalker(with_checkpoint=checkpoint is not None)
         async with aclosing(copy_out(conn, walk_statement(checkpoint is not None))) as batches:
             async for batch in batches:
+                walked = walker.events
                 for finding in walker.feed(batch):
                     report.findings += 1
                     yield finding
+                if progress is not None:
+                    progress(walker.events - walked)
         finding = walker.finish()
         if finding is not None:
             report.findings += 1

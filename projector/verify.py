@@ -23,7 +23,6 @@ import psycopg
 from events.envelope import Checkpoint
 from events.upcasting import UPCASTERS, Upcasters
 from projector.checkpoints import load_checkpoint
-from projector.progress import Progress
 from projector.read_schema import LIVE_CHECKPOINT, TABLES, Table
 from projector.rebuild import (
     SCRATCH_SCHEMA,
@@ -35,6 +34,7 @@ from projector.rebuild import (
     run_with_pool,
 )
 from projector.replay import CHUNK_SIZE, Replay
+from services.cli_support import EXIT_FINDINGS, EXIT_OK, Progress
 from services.db import Database
 from services.settings import Settings
 
@@ -168,6 +168,6 @@ def run_verify(settings: Settings, args: argparse.Namespace) -> int:
     async def verify(db: Database) -> int:
         report = await verify_read_model(db)
         print_report(report)
-        return 0 if report.identical else 1
+        return EXIT_OK if report.identical else EXIT_FINDINGS
 
     return run_with_pool(settings, "verify", verify)

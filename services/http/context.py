@@ -8,6 +8,7 @@ from aiohttp import web
 
 from services.db import Database, make_pool
 from services.http.health import READINESS_CHECKS
+from services.migrate import schema_check
 from services.settings import Settings
 
 DATABASE = web.AppKey("database", Database)
@@ -23,6 +24,7 @@ def database_ctx(settings: Settings, name: str) -> Callable[[web.Application], A
         db = Database(pool)
         app[DATABASE] = db
         app[READINESS_CHECKS]["postgres"] = db.ping
+        app[READINESS_CHECKS]["schema"] = schema_check(db)  # not ready before `talk migrate`
         try:
             yield
         finally:

@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable
 
 import orjson
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Counter, Gauge, generate_latest
 
 from services.http.middlewares import request_id_of
 from services.http.problems import PROBLEM_JSON
@@ -15,6 +15,9 @@ from services.http.problems import PROBLEM_JSON
 ReadinessCheck = Callable[[], Awaitable[None]]
 READINESS_CHECKS = web.AppKey("readiness_checks", dict[str, ReadinessCheck])
 CHECK_TIMEOUT = 2.0
+READY = Gauge("talk_ready", "1 if this process's last /readyz answered 200, else 0.")
+READINESS_FAILURES = Counter("talk_readiness_failures_total",
+                             "Readiness checks that failed, by check.", ["check"])
 
 
 async def livez(request: web.Request) -> web.Response:
@@ -33,13 +36,17 @@ async def readyz(request: web.Request) -> web.Response:
             results[name] = f"failed: {type(exc).__name__}: {exc}"[:300]
 
     await asyncio.gather(*(run(n, c) for n, c in checks.items()))
-    if all(v == "ok" for v in results.values()):
+    failed = sorted(name for name, result in results.items() if result != "ok")
+    READY.set(0 if failed else 1)
+    if not failed:
         return web.json_response({"status": "ok", "checks": results})
+    for name in failed:
+        READINESS_FAILURES.labels(name).inc()
     body = {
         "type": "https://talk.dev/problems/not-ready",
         "title": "Service Unavailable",
         "status": 503,
-        "detail": "a dependency is not available",
+        "detail": f"not ready: {', '.join(failed)}",
         "request_id": request_id_of(request),
         "checks": results,
     }

@@ -1,8 +1,9 @@
 """The deploy files agree with the code: services, ports, settings, commands, probes, routing.
 
 Static checks only (nothing is built or run): deploy/Dockerfile, deploy/docker-compose.yml,
-deploy/nginx.conf and the kustomize base in deploy/k8s/base are read and compared with
-``services.settings.Settings`` and ``services.cli.build_parser()``.
+deploy/nginx.conf, deploy/constraints.txt and the kustomize base in deploy/k8s/base are read
+and compared with ``services.settings.Settings`` and ``services.cli.build_parser()``. The
+operator's kit (deploy/k8s/ops) is checked in tests/unit/test_deploy_ops.py.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import argparse
 import functools
 import re
+import secrets
 import shutil
 import subprocess
 from pathlib import Path
@@ -108,24 +110,54 @@ def configmap_data() -> dict[str, str]:
     return k8s_objects("ConfigMap")["talk-config"]["data"]
 
 
-def secret_data() -> dict[str, str]:
-    secret = k8s_objects("Secret")["talk-secrets"]
-    return {**secret.get("data", {}), **secret.get("stringData", {})}
+# The Secret talk-secrets is not in the base (no usable default ships): deploy/README.md shows
+# the command that creates it, and that command names exactly the secret settings.
+_CREATE_SECRET = re.compile(r"kubectl[^\n`]*create secret generic talk-secrets(?P<args>(?:[^\n]*\\\n)*[^\n]*)")
 
 
-_INTERPOLATION = re.compile(r"\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?::?-(?P<default>[^}]*))?\}")
+def documented_secret_keys() -> set[str]:
+    match = _CREATE_SECRET.search((DEPLOY / "README.md").read_text())
+    assert match, "deploy/README.md must show `kubectl create secret generic talk-secrets ...`"
+    return set(re.findall(r"--from-literal=(TALK_[A-Z_]+)=", match.group("args")))
+
+
+# ${VAR}, ${VAR:-default}, ${VAR-default}, ${VAR:?error}, ${VAR?error}
+_INTERPOLATION = re.compile(
+    r"\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?:(?P<op>:?[-?])(?P<arg>[^}]*))?\}")
+
+
+def interpolate(value: str, environment: dict[str, str] | None = None) -> str:
+    """What compose makes of ``value`` in ``environment`` (empty: nothing set); a required
+    variable that is not set fails, as ``docker compose`` does."""
+    environment = environment or {}
+
+    def one(m: re.Match) -> str:
+        name, op, arg = m.group("name"), m.group("op") or "", m.group("arg") or ""
+        if name in environment and (environment[name] or not op.startswith(":")):
+            return environment[name]
+        if op.endswith("?"):
+            raise LookupError(f"compose requires {name}: {arg}")
+        return arg if op.endswith("-") else ""
+
+    return _INTERPOLATION.sub(one, value)
 
 
 def interpolate_defaults(value: str) -> str:
     """What compose makes of ``${VAR:-default}`` when VAR is not set."""
-    return _INTERPOLATION.sub(lambda m: m.group("default") or "", value)
+    return interpolate(value)
 
 
-def compose_env(service: dict[str, Any]) -> dict[str, str]:
+# What the shell sets when compose is run (compose requires TALK_JWT_SECRET).
+SHELL_ENV = {"TALK_JWT_SECRET": "s" * 48}
+
+
+def compose_env(service: dict[str, Any], environment: dict[str, str] | None = None) -> dict[str, str]:
+    """A service's environment as compose makes it in ``environment`` (default: SHELL_ENV)."""
+    environment = SHELL_ENV if environment is None else environment
     env = service.get("environment") or {}
     if isinstance(env, list):
         env = dict(item.split("=", 1) for item in env)
-    return {k: interpolate_defaults(str(v)) for k, v in env.items()}
+    return {k: interpolate(str(v), environment) for k, v in env.items()}
 
 
 def compose_command(service: dict[str, Any]) -> list[str]:
@@ -433,7 +465,7 @@ def test_commands_are_cli_subcommands():
 
 def test_configmap_and_secret_cover_exactly_the_settings():
     names = settings_env_names()
-    config, secret = configmap_data(), secret_data()
+    config, secret = configmap_data(), documented_secret_keys()
     assert not set(config) & set(secret), "a setting is both in the ConfigMap and the Secret"
     for key in [*config, *secret]:
         assert key in names, f"{key} is not a setting of services/settings.py"
@@ -453,7 +485,7 @@ def test_compose_env_names_are_settings():
             if key.startswith("TALK_"):
                 assert key in names, f"{name}: {key} is not a setting"
     for name in [*APP_SERVICES, "migrate"]:
-        env = compose_env(compose_services()[name])
+        env = compose_env(compose_services()[name], {"TALK_JWT_SECRET": "from the shell"})
         for field in SECRET_SETTINGS:
             assert env.get(env_name(field)), f"{name} lacks {env_name(field)}"
 
@@ -467,16 +499,36 @@ def _settings_from(env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Sett
 
 
 def test_k8s_and_compose_values_are_valid_settings(monkeypatch):
-    settings = _settings_from({**configmap_data(), **secret_data()}, monkeypatch)
+    strong = secrets.token_urlsafe(48)
+    made = {"TALK_DATABASE_URL": "postgresql://talk:pw@db:5432/talk",
+            "TALK_AMQP_URL": "amqps://talk:pw@mq:5671/", "TALK_JWT_SECRET": strong}
+    settings = _settings_from({**configmap_data(), **made}, monkeypatch)
     for name, field in APP_SERVICES.items():
         assert getattr(settings, field) == default_of(field), name
     for name in [*APP_SERVICES, "migrate"]:
         env = {
-            k: v for k, v in compose_env(compose_services()[name]).items() if k.startswith("TALK_")
+            k: v for k, v in compose_env(compose_services()[name], {"TALK_JWT_SECRET": strong}).items()
+            if k.startswith("TALK_")
         }
         settings = _settings_from(env, monkeypatch)
         assert settings.require_database_url().startswith("postgresql://")
-        assert len(settings.require_jwt_secret()) >= 32  # HS256 wants 256 bits
+        assert settings.require_jwt_secret() == strong
+
+
+def test_no_usable_secret_ships():
+    """Compose refuses to start without TALK_JWT_SECRET (no fallback); Kubernetes references
+    a Secret the operator creates; the settings refuse a weak or published one."""
+    for name in [*APP_SERVICES, "migrate"]:
+        with pytest.raises(LookupError, match="TALK_JWT_SECRET"):
+            compose_env(compose_services()[name], {})
+    assert "Secret" not in {d["kind"] for d in k8s_docs()}, "the base must not fill the Secret"
+    for workload in [*k8s_objects("Deployment").values(), *k8s_objects("Job").values()]:
+        if only_container(workload)["image"] == "talk":
+            assert {"secretRef": {"name": "talk-secrets"}} in only_container(workload)["envFrom"]
+    readme = (DEPLOY / "README.md").read_text()
+    assert "secrets.token_urlsafe(48)" in readme or "talk secret" in readme
+    with pytest.raises(ValueError, match="at least 32"):
+        Settings(jwt_secret="too-short")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -607,7 +659,9 @@ def test_nginx_routes_reads_writes_and_websocket():
 def test_edge_uses_the_same_nginx_conf_in_compose_and_k8s():
     volumes = compose_services()["edge"]["volumes"]
     assert "./nginx.conf:/etc/nginx/conf.d/default.conf:ro" in volumes
-    assert compose_services()["edge"]["ports"] == ["${EDGE_PORT:-8080}:8080"]
+    (port,) = compose_services()["edge"]["ports"]
+    assert port == "${EDGE_BIND:-127.0.0.1}:${EDGE_PORT:-8080}:8080"
+    assert interpolate_defaults(port) == "127.0.0.1:8080:8080", "local only by default"
     assert (K8S_BASE / "nginx.conf").read_text() == NGINX_CONF.read_text(), (
         "deploy/k8s/base/nginx.conf must be a copy of deploy/nginx.conf"
     )
@@ -662,3 +716,37 @@ def test_kustomize_builds_the_base():
         for c in d["spec"]["template"]["spec"]["containers"]
     }
     assert "talk" not in images, "the images transformer should have set a tag"
+
+
+def test_the_edge_never_logs_a_query_string():
+    """`?token=<JWT>` must not reach a log: the access log has the path only, and nginx's
+    error lines (which quote the request line) are kept to critical ones."""
+    for path in (NGINX_CONF, K8S_BASE / "nginx.conf"):
+        tree = parse_nginx(path.read_text())
+        (fmt,) = nginx_find(tree, "log_format", "talk_edge")
+        text = " ".join(fmt[1])
+        for leaky in ("$request_uri", "$request ", "$args", "$query_string", "$arg_",
+                      "$http_referer", "$is_args"):
+            assert leaky not in text + " ", (path, leaky)
+        assert '"path":"$uri"' in text
+        server = nginx_find(tree, "server")[0][2]
+        (access,) = nginx_find(server, "access_log")
+        assert access[1][-1] == "talk_edge"
+        (error,) = nginx_find(server, "error_log")
+        assert error[1][-1] in ("crit", "alert", "emerg"), error
+
+
+def test_deployments_wait_for_the_schema():
+    """Each Talk Deployment starts its service only once `talk migrate --check --wait`
+    passes, so a fresh apply never routes to a pod whose tables are not there yet."""
+    for name in APP_SERVICES:
+        spec = pod_spec(k8s_objects("Deployment")[name])
+        (init,) = spec["initContainers"]
+        assert init["image"] == "talk" and "command" not in init, name
+        args = parses(init["args"])
+        assert (args.command, args.check) == ("migrate", True), name
+        assert args.wait > 60, name
+        assert {"secretRef": {"name": "talk-secrets"}} in init["envFrom"], name
+        sc = init["securityContext"]
+        assert sc["readOnlyRootFilesystem"] is True and sc["runAsUser"] == TALK_UID, name
+        assert sc["allowPrivilegeEscalation"] is False and sc["capabilities"]["drop"] == ["ALL"]

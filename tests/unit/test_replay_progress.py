@@ -1,4 +1,5 @@
-"""The progress of a replay: a bar redrawn in place on a terminal, log lines otherwise."""
+"""The progress of a long run (a replay, an export, a verify): a bar redrawn in place on a
+terminal, log lines otherwise."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import pytest
 import structlog
 from structlog.testing import capture_logs
 
-from projector.progress import Progress, format_duration
+from services.cli_support import Progress, format_duration
 
 
 class Clock:
@@ -60,10 +61,10 @@ def test_without_a_terminal_it_logs_every_few_seconds(info_logs):
         bar(100)
         bar.finish()
     assert out.getvalue() == ""
-    assert [entry["event"] for entry in logs] == ["replay.progress", "replay.done"]
+    assert [entry["event"] for entry in logs] == ["progress", "progress.done"]
     assert logs[0] | {"log_level": None} == {
-        "event": "replay.progress", "label": "verify", "done": 200, "total": 300,
-        "events_per_s": 33, "eta_s": 3.0, "log_level": None}
+        "event": "progress", "label": "verify", "done": 200, "total": 300,
+        "unit": "events", "per_s": 33, "eta_s": 3.0, "log_level": None}
     assert logs[1]["done"] == 300 and logs[1]["seconds"] == 10.0
 
 
