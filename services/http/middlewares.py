@@ -22,6 +22,7 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 REQUEST_ID_HEADER = "X-Request-ID"
 CORRELATION_ID_HEADER = "X-Correlation-ID"  # same form as X-Request-ID; kept in event metadata
+BODY_UNREADABLE = "the request body cannot be read (malformed Content-Encoding or framing)"
 _SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
 HTTP_SECONDS = Histogram(
@@ -78,6 +79,8 @@ def make_request_middleware(service: str) -> Callable:
             response = problem_response(problem, request_id)
         except web.HTTPException as exc:
             response = _from_http_exception(exc, request_id)
+        except web.RequestPayloadError:  # a body aiohttp cannot decode: bad input, not a 500
+            response = problem_response(Problem(400, BODY_UNREADABLE), request_id)
         except Exception as exc:
             outage = outage_problem(exc)
             if outage is not None:  # expected while a dependency is down: no traceback

@@ -13,9 +13,11 @@ and the log is one ``request.malformed`` line naming the fault, without the requ
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable, Callable
 
 import structlog
-from aiohttp import http_exceptions, web
+from aiohttp import hdrs, http_exceptions, web
+from aiohttp.http import HttpVersion11
 from aiohttp.web_protocol import RequestHandler
 from aiohttp.web_request import BaseRequest
 
@@ -23,6 +25,8 @@ from services.http.middlewares import REQUEST_ID_HEADER
 from services.http.problems import Problem, problem_response
 
 log = structlog.get_logger("talk.http")
+
+Handler = Callable[[BaseRequest], Awaitable[web.StreamResponse]]
 
 # What each of aiohttp's parse errors means, in words that quote nothing of the request.
 _FAULTS: list[tuple[type[BaseException], str]] = [
@@ -77,15 +81,35 @@ class ProblemServer(web.Server):
         return ProblemRequestHandler(self, loop=self._loop, **self._kwargs)
 
 
+def expect_checked(handle: Handler) -> Handler:
+    """The app's handler behind a check of ``Expect``: aiohttp answers anything but
+    ``100-continue`` before the app's middlewares, as ``text/plain`` (a 500 if the value is
+    not ASCII); here it is a 417 problem like the rest."""
+
+    async def handler(request: BaseRequest) -> web.StreamResponse:
+        expect = request.headers.get(hdrs.EXPECT)
+        if expect and request.version >= HttpVersion11 and expect.lower() != "100-continue":
+            request_id = uuid.uuid4().hex
+            response = problem_response(
+                Problem(417, "only 'Expect: 100-continue' is supported"), request_id)
+            response.headers[REQUEST_ID_HEADER] = request_id
+            return response
+        return await handle(request)
+
+    return handler
+
+
 class ProblemAppRunner(web.AppRunner):
     """``web.AppRunner`` serving through :class:`ProblemServer`.
 
     aiohttp builds its ``Server`` inside ``AppRunner._make_server`` with no parameter for
     the connection class; the server it built is given this subclass's behaviour (the
-    subclass adds no state, only ``__call__``). tests/integration/test_bad_headers.py
-    fails if an aiohttp upgrade changes that."""
+    subclass adds no state, only ``__call__``) and its handler is wrapped by
+    :func:`expect_checked`. tests/integration/test_bad_headers.py fails if an aiohttp
+    upgrade changes that."""
 
     async def _make_server(self) -> web.Server:
         server = await super()._make_server()
         server.__class__ = ProblemServer
+        server.request_handler = expect_checked(server.request_handler)
         return server

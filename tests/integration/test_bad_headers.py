@@ -130,6 +130,19 @@ async def test_undecodable_websocket_handshake_headers_are_400(port):
         "GET", WS, {**WS_UPGRADE, "Authorization": token}))).status == 101
 
 
+async def test_an_undecodable_body_or_expect_is_a_problem_not_a_500(port, db):
+    before = await _counts(db)
+    token = _token_bytes()
+    for encoding in (b"gzip", b"deflate", b"br"):
+        request = request_bytes("POST", CHATS, {"Authorization": token,
+                                                "Content-Encoding": encoding}, NEW_TALK)
+        _is_problem(await send_raw(port, request), 400)
+    for expect in (b"100-\xff", b"something-else"):
+        for request in _requests({"Authorization": token, "Expect": expect}):
+            _is_problem(await send_raw(port, request), 417)
+    assert await _counts(db) == before
+
+
 async def test_an_undecodable_min_position_is_400(port):
     token = _token_bytes()
     for bad in [*NOT_UTF8, "١".encode(), b"12 34", b"-1"]:
