@@ -3,6 +3,10 @@ applied every event up to the place in the global order it names (every command 
 carries its ``X-Talk-Position``; events/position_token.py). A client may send the greatest
 it holds, or several comma-separated (the greatest is waited for).
 
+"Beyond the store's head" is judged on the database the query API reads: on a hot standby
+that lags, a value just answered by the primary could look beyond it (and be refused 400)
+for as long as the lag lasts; such a check belongs on the primary.
+
 The projector NOTIFYs ``talk_projected`` after each batch; waiters are woken by that and
 re-check, with a short poll as a fallback in case a notification is missed.
 """
