@@ -26,7 +26,10 @@ def install_command_api(app: web.Application, settings: Settings) -> None:
     async def ctx(app: web.Application) -> AsyncIterator[None]:
         notifier = CommitNotifier(settings.require_database_url())
         await notifier.start()
-        app[EVENT_STORE] = CachedEventStore(PostgresEventStore(app[DATABASE], notifier))
+        app[EVENT_STORE] = CachedEventStore(
+            PostgresEventStore(app[DATABASE], notifier),
+            size=settings.command_stream_cache_streams,
+            max_bytes=settings.command_stream_cache_bytes)
         app[STREAM_LOCKS] = StreamLocks()
         purger = asyncio.create_task(purge_periodically(app[DATABASE]), name="idempotency-purge")
         try:

@@ -10,6 +10,10 @@ the fold of the common path, and never changes an answer.
 ``load`` also keeps each cached stream decoded and folded (per fold function), so a command
 on a talk with many members costs the same as on a new one: the work is done once per
 version of the stream, not once per command.
+
+The cache is bounded twice, least recently used first: ``size`` streams and ``max_bytes``
+bytes of stored events (``TALK_COMMAND_STREAM_CACHE_STREAMS`` / ``_BYTES``); a stream alone
+over the byte budget is served but not kept.
 """
 
 from __future__ import annotations
@@ -19,12 +23,16 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
+
 from events.catalogue import Event
 from events.envelope import Checkpoint, Metadata, StoredEvent
 from events.errors import ConcurrencyConflict
 from events.store import AppendResult, EventStore, StreamAppend
 
-DEFAULT_SIZE = 10_000
+DEFAULT_SIZE = 10_000  # streams
+DEFAULT_BYTES = 64 * 1024 * 1024  # of stored events, as their data and metadata JSON
+EVENT_OVERHEAD = 400  # bytes an event costs besides its JSON: objects, ids, the decoded event
 
 Fold = Callable[[list[Event]], Any]
 
@@ -34,6 +42,7 @@ class Loaded:
     """A stream as commands use it: stored, decoded, folded (each fold computed once)."""
 
     stored: list[StoredEvent]
+    nbytes: int = 0  # what it counts against the cache's byte budget
     _events: list[Event] | None = None
     _folds: dict[Fold, Any] = field(default_factory=dict)
 
@@ -60,24 +69,35 @@ class Loaded:
         return self._folds[fold]
 
 
+def stream_bytes(events: Sequence[StoredEvent]) -> int:
+    """What a stream's events cost the cache: their data and metadata as JSON, plus a fixed
+    overhead per event (Python objects, the decoded events and folds kept alongside)."""
+    return sum(len(orjson.dumps(e.data)) + len(orjson.dumps(e.metadata)) + EVENT_OVERHEAD
+               for e in events)
+
+
 class CachedEventStore(EventStore):
     """Serves ``read_stream`` from memory when it can; everything else goes to ``store``."""
 
-    def __init__(self, store: EventStore, size: int = DEFAULT_SIZE) -> None:
+    def __init__(self, store: EventStore, size: int = DEFAULT_SIZE,
+                 max_bytes: int = DEFAULT_BYTES) -> None:
         self.store = store
-        self.size = size
+        self.size = size  # streams at most
+        self.max_bytes = max_bytes  # and at most this many bytes of stored events
+        self.nbytes = 0
         self._streams: OrderedDict[str, Loaded] = OrderedDict()
         self.fresh = FreshReads(self)
 
     def _remember(self, stream_id: str, events: list[StoredEvent]) -> Loaded:
-        loaded = Loaded(events)
-        if not events:  # a stream that does not exist yet is never cached
-            self._streams.pop(stream_id, None)
-            return loaded
+        self.forget(stream_id)
+        loaded = Loaded(events, stream_bytes(events))
+        if not events or loaded.nbytes > self.max_bytes:
+            return loaded  # a stream that does not exist yet, or that alone is over budget
         self._streams[stream_id] = loaded
-        self._streams.move_to_end(stream_id)
-        while len(self._streams) > self.size:
-            self._streams.popitem(last=False)
+        self.nbytes += loaded.nbytes
+        while len(self._streams) > self.size or self.nbytes > self.max_bytes:
+            _, evicted = self._streams.popitem(last=False)  # the least recently used
+            self.nbytes -= evicted.nbytes
         return loaded
 
     async def load(self, stream_id: str) -> Loaded:
@@ -89,7 +109,9 @@ class CachedEventStore(EventStore):
         return cached
 
     def forget(self, stream_id: str) -> None:
-        self._streams.pop(stream_id, None)
+        dropped = self._streams.pop(stream_id, None)
+        if dropped is not None:
+            self.nbytes -= dropped.nbytes
 
     async def read_stream(self, stream_id: str, after_version: int = 0) -> list[StoredEvent]:
         loaded = await self.load(stream_id)

@@ -43,6 +43,13 @@ class Settings(BaseSettings):
         description="Outbox rows not yet confirmed by RabbitMQ beyond which the projector's "
                     "/readyz fails (0: never).")
 
+    # Command API.
+    command_stream_cache_streams: int = Field(
+        default=10_000, ge=0, description="Streams the command API keeps decoded in memory.")
+    command_stream_cache_bytes: int = Field(
+        default=64 * 1024 * 1024, ge=0,
+        description="Bytes of stored events (data and metadata as JSON) that cache may hold.")
+
     # Query API.
     read_your_writes_timeout: float = Field(default=2.0, ge=0, description="X-Talk-Min-Position wait.")
 
