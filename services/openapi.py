@@ -29,7 +29,6 @@ from command_api.idempotency import HEADER as IDEMPOTENCY_HEADER
 from command_api.idempotency import KEY_PATTERN
 from events.position_token import PATTERN as POSITION_PATTERN
 from query_api.consistency import HEADER as MIN_POSITION_HEADER
-from query_api.chats import ChatListQuery
 from query_api.messages import MessageListQuery
 from query_api.pagination import PageQuery
 from services.http.middlewares import CORRELATION_ID_HEADER
@@ -110,13 +109,8 @@ class Message(Resource):
     text: str
     medias: list[Media]
     metadata: MessageMetadata
-    reply_count: int = Field(ge=0, description="its direct replies (its thread's length, "
-                                               "deleted replies included)")
-    tm_last_reply: OptionalTimestamp = Field(description="the newest direct reply's "
-                                                         "`tm_create`; `\"\"` without replies")
     tm_create: Timestamp
-    tm_update: Timestamp = Field(description="`tm_create` at first, then the time of the "
-                                             "last edit, deletion or reaction added or removed")
+    tm_update: OptionalTimestamp
     tm_delete: OptionalTimestamp
 
 
@@ -139,17 +133,6 @@ class MessageList(Resource):
     next_page_token: str = NEXT_PAGE_TOKEN
 
 
-class TextVersion(Resource):
-    text: str
-    tm_update: Timestamp = Field(description="when the message got this text (`tm_create` "
-                                             "for the first)")
-
-
-class MessageHistory(Resource):
-    result: list[TextVersion] = Field(description="oldest first; empty once the message is "
-                                                  "deleted")
-
-
 class FieldProblem(Resource):
     field: str
     message: str
@@ -168,7 +151,7 @@ class Problem(BaseModel):
 
 
 RESPONSE_MODELS: tuple[type[BaseModel], ...] = (
-    Talk, Participant, Message, TalkList, ParticipantList, MessageList, MessageHistory, Problem)
+    Talk, Participant, Message, TalkList, ParticipantList, MessageList, Problem)
 
 # --- what each route takes and answers -----------------------------------------------------
 
@@ -206,7 +189,7 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         description="A `normal` talk holds at most 2 participants."),
     ("GET", CHATS): Operation(
         "listChats", "Talks the caller is in (not deleted), newest first", "talks", TalkList,
-        query=ChatListQuery, errors=QUERY_ERRORS),
+        query=PageQuery, errors=QUERY_ERRORS),
     ("GET", f"{CHATS}/{{chat_id}}"): Operation(
         "getChat", "A talk (participants only)", "talks", Talk, errors=QUERY_ERRORS),
     ("PUT", f"{CHATS}/{{chat_id}}"): Operation(
@@ -228,21 +211,11 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         "postMessage", "Post a message (participants only)", "messages", Message,
         rq.PostMessageRequest),
     ("GET", MESSAGES): Operation(
-        "listMessages", "A talk's messages, one thread's replies, or those of every talk the "
-        "caller is in; or search them (`q`); newest first", "messages",
+        "listMessages", "A talk's messages, or one thread's replies, newest first", "messages",
         MessageList, query=MessageListQuery, errors=QUERY_ERRORS,
-        description="Deleted messages appear as tombstones (search never finds them). "
-                    "Without `chat_id`: the messages of every talk the caller is in and that "
-                    "is not deleted. `q`: the messages whose current text holds every word of "
-                    "`q`, whole or as the start of a word, whatever the case and accents; "
-                    "400 when `q` holds no letter or digit."),
+        description="Deleted messages appear as tombstones."),
     ("GET", f"{MESSAGES}/{{message_id}}"): Operation(
         "getMessage", "A message (participants only)", "messages", Message, errors=QUERY_ERRORS),
-    ("GET", f"{MESSAGES}/{{message_id}}/history"): Operation(
-        "getMessageHistory", "Every version of a message's text, oldest first (participants "
-        "only)", "messages", MessageHistory, errors=QUERY_ERRORS,
-        description="The posted text with its `tm_create`, then each edit's with its time. "
-                    "A deleted message has none left (`result` is empty)."),
     ("PUT", f"{MESSAGES}/{{message_id}}"): Operation(
         "editMessage", "Edit a message's text (author only)", "messages", Message,
         rq.EditMessageRequest),
