@@ -68,6 +68,12 @@ class Settings(BaseSettings):
                                            description="Pending bytes per socket before 4008.")
     gateway_resume_timeout: float = Field(default=5.0, gt=0,
                                           description="Seconds to find a resume token's event.")
+    gateway_max_sockets_per_agent: int = Field(
+        default=20, ge=1, description="Sockets one agent may hold on one gateway; the next is "
+                                      "closed with 4029.")
+    ephemeral_exchange: str = Field(
+        default="talk.ephemeral",
+        description="Non-durable fanout exchange carrying typing signals between gateways.")
 
     # Shutdown.
     shutdown_timeout: float = Field(default=10.0, gt=0, description="Seconds to drain on SIGTERM.")

@@ -1,4 +1,5 @@
-"""The gateway's aiohttp app: ``GET /v1.0/ws`` plus ``/livez``, ``/readyz``, ``/metrics``.
+"""The gateway's aiohttp app: ``GET /v1.0/ws`` plus ``/livez``, ``/readyz``, ``/metrics``, and
+its contract, ``GET /v1.0/asyncapi.json`` (no token needed).
 
 Authentication is the shared middleware's: a missing or bad token is answered 401
 (problem+json) before the upgrade. The app owns the feed's task (started on startup,
@@ -17,12 +18,19 @@ from contextlib import suppress
 import structlog
 from aiohttp import WSMsgType, web
 
-from query_api.read_store import ReadStore
-from services.gateway.connections import GOING_AWAY_CLOSE, Connection
+from query_api.consistency import WATCHER, ProjectionWatcher
+from query_api.membership import MembershipStore
+from services.gateway.asyncapi import ASYNCAPI_PATH, serve_asyncapi
+from services.gateway.connections import GOING_AWAY_CLOSE, TOO_MANY_SOCKETS_CLOSE, Connection
+from services.gateway.ephemeral import EphemeralBus, InProcessBus, RabbitMQBus
 from services.gateway.feed import Feed
 from services.gateway.hub import Hub
+from services.gateway.membership import Membership
+from services.gateway.metrics import REFUSED_SOCKETS
 from services.gateway.protocol import Session
 from services.gateway.rabbitmq_feed import RabbitMQFeed
+from services.gateway.tokens import ResumeTokens
+from services.gateway.typing import TypingRelay
 from services.http.app import create_base_app
 from services.http.context import DATABASE, database_ctx
 from services.http.health import READINESS_CHECKS
@@ -37,25 +45,36 @@ log = structlog.get_logger("talk.gateway")
 
 WS_PATH = "/v1.0/ws"
 HUB = web.AppKey("gateway_hub", Hub)
-READ_STORE = web.AppKey("gateway_read_store", ReadStore)
+MEMBERSHIP = web.AppKey("gateway_membership", Membership)
+TYPING = web.AppKey("gateway_typing", TypingRelay)
 HEARTBEAT = web.AppKey("gateway_heartbeat", float)
 MAX_CLIENT_MESSAGE = 64 * 1024
 MAX_CONCURRENT_REPLAYS = 64
 CLOSE_HANDSHAKE_TIMEOUT = 2.0
 
 
-def install_gateway(app: web.Application, settings: Settings, feed: Feed) -> Hub:
+def install_gateway(app: web.Application, settings: Settings, feed: Feed,
+                    bus: EphemeralBus | None = None) -> Hub:
     """Add the WebSocket route, the hub and the feed's task to ``app`` (which must hold a
-    database, see :func:`services.http.context.database_ctx`)."""
-    hub = Hub(feed, send_buffer_bytes=settings.gateway_send_buffer_bytes,
+    database, see :func:`services.http.context.database_ctx`). ``bus`` carries typing
+    signals between gateways: by default RabbitMQ's ``talk.ephemeral`` with
+    ``TALK_AMQP_URL``, else in-process."""
+    if bus is None:
+        bus = RabbitMQBus(settings) if settings.amqp_url else InProcessBus()
+    hub = Hub(feed, tokens=ResumeTokens(settings.require_jwt_secret()),
+              send_buffer_bytes=settings.gateway_send_buffer_bytes,
               locate_timeout=settings.gateway_resume_timeout,
-              max_replays=MAX_CONCURRENT_REPLAYS)
+              max_replays=MAX_CONCURRENT_REPLAYS,
+              max_sockets_per_agent=settings.gateway_max_sockets_per_agent)
     app[HUB] = hub
+    app[TYPING] = TypingRelay(hub, bus)
     app[HEARTBEAT] = settings.gateway_heartbeat
     app[READINESS_CHECKS]["stream"] = feed.check
     app.router.add_get(WS_PATH, websocket_handler)
-    app.on_startup.append(_open_read_store)
+    app.router.add_get(ASYNCAPI_PATH, serve_asyncapi)
+    app.cleanup_ctx.append(_membership_ctx(settings))
     app.cleanup_ctx.append(_feed_ctx(hub))
+    app.cleanup_ctx.append(_bus_ctx(app[TYPING]))
     app.cleanup_ctx.append(_expiry_ctx(hub))
     app.on_shutdown.append(_close_sockets)
     return hub
@@ -69,8 +88,40 @@ def create_gateway_app(settings: Settings, feed: Feed | None = None) -> web.Appl
     return app
 
 
-async def _open_read_store(app: web.Application) -> None:
-    app[READ_STORE] = ReadStore(app[DATABASE])  # the database opens in an earlier cleanup_ctx
+def _membership_ctx(settings: Settings) -> Callable[[web.Application], AsyncIterator[None]]:
+    """The membership checks, waiting on the projector's notifications: the query API's
+    watcher when it shares the app (``talk up``), else one of the gateway's own."""
+
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        watcher = app.get(WATCHER)
+        own = watcher is None
+        if watcher is None:
+            watcher = ProjectionWatcher(settings.require_database_url())
+            await watcher.start()
+        # the database opens in an earlier cleanup_ctx
+        app[MEMBERSHIP] = Membership(MembershipStore(app[DATABASE]), watcher,
+                                     settings.read_your_writes_timeout)
+        try:
+            yield
+        finally:
+            if own:
+                await watcher.stop()
+
+    return ctx
+
+
+def _bus_ctx(relay: TypingRelay) -> Callable[[web.Application], AsyncIterator[None]]:
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        stop = asyncio.Event()
+        task = asyncio.create_task(relay.bus.run(relay.receive, stop), name="gateway-ephemeral")
+        try:
+            yield
+        finally:
+            stop.set()
+            with suppress(asyncio.CancelledError, TimeoutError):
+                await asyncio.wait_for(task, 10)
+
+    return ctx
 
 
 def _feed_ctx(hub: Hub) -> Callable[[web.Application], AsyncIterator[None]]:
@@ -123,9 +174,15 @@ async def websocket_handler(request: web.Request) -> web.StreamResponse:
     require_ascii(request, WEBSOCKET_HANDSHAKE_HEADERS)  # 400, not aiohttp's failure on it
     await ws.prepare(request)
     # Sockets of one customer share its id string (an idle socket's memory counts).
-    conn = Connection(ws, request.transport, sys.intern(str(caller.customer_id)),
-                      str(caller.agent_id), hub.send_buffer_bytes)
-    session = Session(hub, conn, request.app[READ_STORE], caller.customer_id, caller.agent_id)
+    customer_id, agent_id = sys.intern(str(caller.customer_id)), str(caller.agent_id)
+    if not hub.has_room_for(customer_id, agent_id):
+        REFUSED_SOCKETS.inc()
+        await ws.close(code=TOO_MANY_SOCKETS_CLOSE, message=(
+            f"too many sockets for this agent (at most {hub.max_sockets_per_agent})").encode())
+        return ws
+    conn = Connection(ws, request.transport, customer_id, agent_id, hub.send_buffer_bytes)
+    session = Session(hub, conn, request.app[MEMBERSHIP], request.app[TYPING],
+                      caller.customer_id, caller.agent_id)
     hub.add(conn)
     conn.expires_at = caller.expires_at
     try:

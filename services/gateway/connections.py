@@ -18,17 +18,21 @@ import orjson
 import structlog
 from aiohttp import WSMsgType, web
 
+from services.gateway.limits import TokenBucket
 from services.gateway.metrics import DROPPED_SLOW_CLIENTS, FRAMES_SENT
 
 if TYPE_CHECKING:
     from services.gateway.feed import FeedMessage
     from services.gateway.replay import Replay
+    from services.gateway.tokens import ResumeTokens
 
 log = structlog.get_logger("talk.gateway")
 
 SLOW_CLIENT_CLOSE = 4008  # the send buffer overflowed: the client reads too slowly
 GOING_AWAY_CLOSE = 1001  # the gateway shuts down
+TOO_MANY_SOCKETS_CLOSE = 4029  # the agent already holds the maximum of sockets here
 CLOSE_TIMEOUT = 5.0  # seconds for the closing handshake before the TCP link is aborted
+ROOM_TIMEOUT = 30.0  # seconds a replay waits for a client to read before dropping it
 
 
 class Connection:
@@ -37,8 +41,8 @@ class Connection:
     subscription); topics being replayed live in ``replay`` until it catches up."""
 
     __slots__ = ("ws", "transport", "customer_id", "agent_id", "agent_topic", "topics",
-                 "replay", "limit", "closing", "expires_at", "_pending", "_pending_bytes",
-                 "_writer", "_room", "_closer")
+                 "replay", "limit", "closing", "expires_at", "refused", "checks", "_pending",
+                 "_pending_bytes", "_writer", "_room", "_closer")
 
     def __init__(self, ws: web.WebSocketResponse, transport: asyncio.Transport | None,
                  customer_id: str, agent_id: str, limit: int) -> None:
@@ -52,6 +56,8 @@ class Connection:
         self.limit = limit
         self.closing = False
         self.expires_at: float | None = None  # the token's exp; the hub closes it then
+        self.refused = 0  # topics refused so far: they count toward the topic limit
+        self.checks = TokenBucket()  # membership checks it may still make
         self._pending: deque[bytes] | None = None
         self._pending_bytes = 0
         self._writer: asyncio.Task | None = None
@@ -94,16 +100,25 @@ class Connection:
     def send_json(self, payload: dict) -> None:
         self.send(orjson.dumps(payload))
 
-    def send_event(self, msg: FeedMessage, topic: str) -> None:
-        self.send(msg.frame(topic))
+    def send_event(self, msg: FeedMessage, topic: str, tokens: ResumeTokens) -> None:
+        self.send(msg.frame(topic, tokens))
 
-    async def wait_for_room(self) -> None:
-        """Wait until at most half the buffer is pending (a replay's flow control)."""
+    def held_topics(self) -> int:
+        """Topics counted toward the per-socket limit: live, being replayed, refused."""
+        replaying = len(self.replay.topics) if self.replay is not None else 0
+        return len(self.topics) + replaying + self.refused
+
+    async def wait_for_room(self, timeout: float = ROOM_TIMEOUT) -> None:
+        """Wait until at most half the buffer is pending (a replay's flow control). A client
+        that reads nothing for ``timeout`` seconds meanwhile is closed as a slow client."""
         while not self.closing and self._pending_bytes > self.limit // 2:
             if self._room is None:
                 self._room = asyncio.Event()
             self._room.clear()
-            await self._room.wait()
+            try:
+                await asyncio.wait_for(self._room.wait(), timeout)
+            except TimeoutError:
+                self._overflow()
 
     async def _write(self) -> None:
         sent = 0

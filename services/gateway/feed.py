@@ -22,7 +22,7 @@ from typing import Any, Protocol
 import orjson
 
 from events.catalogue import PUBLISHED_NAMES
-from services.gateway.tokens import encode_token
+from services.gateway.tokens import ResumeTokens
 
 EVENT_TYPES = frozenset(PUBLISHED_NAMES.values())  # from the event catalogue
 
@@ -42,6 +42,7 @@ class FeedMessage:
     chat_id: str
     audience: frozenset[str]
     data: Any
+    size: int = 0  # bytes of the published body (what a feed's byte budget counts)
     chat_topic: str = ""
     _frames: dict[str, bytes] = field(default_factory=dict)
     _token: str = ""
@@ -50,7 +51,8 @@ class FeedMessage:
         self.chat_topic = f"chat:{self.chat_id}"
 
     @classmethod
-    def from_body(cls, offset: int, body: Any, message_id: str | None = None) -> FeedMessage:
+    def from_body(cls, offset: int, body: Any, message_id: str | None = None,
+                  size: int = 0) -> FeedMessage:
         """Build from a decoded body; raises :class:`MalformedMessage` if it is not one."""
         if not isinstance(body, dict):
             raise MalformedMessage("the body is not a JSON object")
@@ -71,7 +73,7 @@ class FeedMessage:
             raise MalformedMessage("customer_id, chat_id, event_id and audience must be strings")
         return cls(offset=offset, message_id=event_id, type=type_,
                    customer_id=customer_id.lower(), chat_id=chat_id.lower(),
-                   audience=frozenset(a.lower() for a in audience), data=data)
+                   audience=frozenset(a.lower() for a in audience), data=data, size=size)
 
     @classmethod
     def parse(cls, offset: int, body: bytes, message_id: str | None = None) -> FeedMessage:
@@ -79,21 +81,21 @@ class FeedMessage:
             decoded = orjson.loads(body)
         except orjson.JSONDecodeError:
             raise MalformedMessage("the body is not JSON") from None
-        return cls.from_body(offset, decoded, message_id)
+        return cls.from_body(offset, decoded, message_id, len(body))
 
-    @property
-    def resume_token(self) -> str:
+    def resume_token(self, tokens: ResumeTokens) -> str:
         if not self._token:
-            self._token = encode_token(self.offset, self.message_id)
+            self._token = tokens.encode(self.offset, self.message_id, self.customer_id)
         return self._token
 
-    def frame(self, topic: str) -> bytes:
+    def frame(self, topic: str, tokens: ResumeTokens) -> bytes:
         """The frame sent on ``topic`` (built once per topic and shared by every socket
-        until :meth:`drop_frames`)."""
+        until :meth:`drop_frames`; the token is the customer's, like every frame)."""
         frame = self._frames.get(topic)
         if frame is None:
             frame = orjson.dumps({"type": self.type, "topic": topic,
-                                  "resume_token": self.resume_token, "data": self.data})
+                                  "resume_token": self.resume_token(tokens),
+                                  "data": self.data})
             self._frames[topic] = frame
         return frame
 

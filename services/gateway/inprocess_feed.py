@@ -4,8 +4,9 @@ loop) calls :meth:`InProcessFeed.publish` with each message body exactly as it w
 published to the exchange; the gateway reads it through the :class:`~services.gateway.feed.Feed`
 interface like the RabbitMQ stream.
 
-Offsets count from 0 in this process; retention is the last ``retention`` messages, so a
-resume token older than that (or from before a restart) gets ``resync_required``.
+Offsets count from 0 in this process; retention is the last ``retention`` messages and at
+most ``retention_bytes`` of published bodies, so a resume token older than that (or from
+before a restart) gets ``resync_required``.
 
 :class:`FeedExchange` stands in for the RabbitMQ exchange: the outbox publisher's
 ``publish_batch(db, exchange)`` given one "publishes" straight into the feed.
@@ -28,28 +29,41 @@ from services.gateway.feed import Deliver, FeedMessage, FeedState, MalformedMess
 log = structlog.get_logger("talk.gateway")
 
 DEFAULT_RETENTION = 10_000
+DEFAULT_RETENTION_BYTES = 16 * 1024 * 1024
 
 
 class InProcessFeed(FeedState):
     not_running = "the in-process feed is not running"
 
-    def __init__(self, retention: int = DEFAULT_RETENTION) -> None:
+    def __init__(self, retention: int = DEFAULT_RETENTION,
+                 retention_bytes: int = DEFAULT_RETENTION_BYTES) -> None:
         super().__init__()
-        self._log: deque[FeedMessage] = deque(maxlen=retention)
+        self._log: deque[FeedMessage] = deque()
+        self._retention = retention
+        self._retention_bytes = retention_bytes
+        self._bytes = 0
         self._next_offset = 0
         self._deliver: Deliver | None = None
         self._appended = asyncio.Event()
 
-    def publish(self, body: dict[str, Any], message_id: str | None = None) -> None:
-        """Append one published message (the body of DESIGN's "Published stream") and hand
-        it to the gateway. Never waits."""
+    def publish(self, body: dict[str, Any], message_id: str | None = None,
+                size: int | None = None) -> None:
+        """Append one published message (the body of DESIGN's "Published stream"; ``size``:
+        its bytes as published, measured if not given) and hand it to the gateway. Never
+        waits."""
+        if size is None:
+            size = len(orjson.dumps(body))
         try:
-            msg = FeedMessage.from_body(self._next_offset, body, message_id)
+            msg = FeedMessage.from_body(self._next_offset, body, message_id, size)
         except MalformedMessage as exc:
             log.error("gateway.malformed_message", error=str(exc))
             return
         self._next_offset += 1
         self._log.append(msg)
+        self._bytes += size
+        while len(self._log) > 1 and (len(self._log) > self._retention
+                                      or self._bytes > self._retention_bytes):
+            self._bytes -= self._log.popleft().size
         self._position = msg.offset
         if self._deliver is not None:
             self._deliver(msg)
@@ -90,4 +104,4 @@ class FeedExchange:
         self.feed = feed
 
     async def publish(self, message: AbstractMessage, routing_key: str, **_: object) -> None:
-        self.feed.publish(orjson.loads(message.body), message.message_id)
+        self.feed.publish(orjson.loads(message.body), message.message_id, len(message.body))

@@ -15,3 +15,11 @@ STREAM_MESSAGES = Counter(
 )
 REPLAYS = Counter("talk_gateway_replays_total", "Resumes from a token, by outcome.", ["outcome"])
 STREAM_OFFSET = Gauge("talk_gateway_stream_offset", "Offset of the last live message read.")
+TYPING = Counter(
+    "talk_gateway_typing_total",
+    "Typing signals: sent to the bus, dropped (rate, repeat), frames delivered.", ["outcome"],
+)
+REFUSED_SOCKETS = Counter(
+    "talk_gateway_refused_sockets_total",
+    "Sockets closed at once (4029) because their agent already held the maximum.",
+)

@@ -1,5 +1,10 @@
 """Resuming a socket from a resume token: every event it missed, in order, once, then live.
 
+0. Check: a token that is not genuine (see :mod:`services.gateway.tokens`) never gets here:
+   ``resync_required`` at once. One whose offset is past the live feed's position waits
+   (without a replay slot) at most :data:`FUTURE_GRACE` for the live feed to get there
+   (another gateway may be a little ahead of this one), else ``resync_required``. Then the
+   resume queues for a replay slot (:class:`services.gateway.limits.ReplaySlots`).
 1. Locate: read the stream from :data:`LOOKBACK` offsets before the token's offset and find
    the token's own event there (same offset, same ``message_id`` tag). The ids read on the
    way seed the duplicate filter. If the stream's first retained message is already past
@@ -36,6 +41,8 @@ log = structlog.get_logger("talk.gateway")
 
 LOOKBACK = 512  # offsets read before the token's to catch republished duplicates
 REPLAY_DEDUPE_CAPACITY = 8_192
+FUTURE_GRACE = 1.0  # seconds a token past the live position may wait for the live feed
+FUTURE_POLL = 0.02
 
 
 @dataclass(slots=True, eq=False)
@@ -56,7 +63,11 @@ def start_replay(hub: Hub, conn: Connection, topics: set[str], point: ResumePoin
 async def _run(hub: Hub, conn: Connection, replay: Replay, point: ResumePoint) -> None:
     outcome = "failed"
     try:
-        async with hub.replay_slots:
+        if not await _live_reaches(hub, point.offset):
+            _resync(hub, conn, replay)
+            outcome = "future"
+            return
+        async with hub.replay_slots.hold(conn.customer_id, conn.agent_id):
             await hub.feed.ready.wait()
             outcome = await _replay(hub, conn, replay, point)
     except asyncio.CancelledError:
@@ -69,6 +80,20 @@ async def _run(hub: Hub, conn: Connection, replay: Replay, point: ResumePoint) -
         REPLAYS.labels(outcome).inc()
         if conn.replay is replay:
             conn.replay = None
+
+
+async def _live_reaches(hub: Hub, offset: int) -> bool:
+    """Whether the live feed is at or past ``offset`` (waiting up to :data:`FUTURE_GRACE`),
+    or has not read anything yet (nothing to compare with: the replay's locate decides)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + FUTURE_GRACE
+    while True:
+        position = hub.position
+        if position is None or position >= offset:
+            return True
+        if loop.time() >= deadline:
+            return False
+        await asyncio.sleep(FUTURE_POLL)
 
 
 async def _replay(hub: Hub, conn: Connection, replay: Replay, point: ResumePoint) -> str:
@@ -87,7 +112,7 @@ async def _replay(hub: Hub, conn: Connection, replay: Replay, point: ResumePoint
             topic = _replay_topic(conn, replay, msg)
             if topic is not None:
                 await conn.wait_for_room()
-                conn.send_event(msg, topic)
+                conn.send_event(msg, topic, hub.tokens)
                 msg.drop_frames()
             if _caught_up(hub, conn, replay, msg.offset):
                 return "caught_up"
@@ -125,6 +150,12 @@ def _caught_up(hub: Hub, conn: Connection, replay: Replay, offset: int) -> bool:
         return False
     _go_live(conn, replay, offset)
     return True
+
+
+def resync_now(hub: Hub, conn: Connection, topics: set[str]) -> None:
+    """A token that cannot be replayed from: ``resync_required``, then live."""
+    REPLAYS.labels("not_genuine").inc()
+    _resync(hub, conn, Replay(set(topics)))
 
 
 def _resync(hub: Hub, conn: Connection, replay: Replay) -> None:

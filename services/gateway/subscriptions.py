@@ -1,6 +1,7 @@
 """Topics and who may subscribe to them.
 
-``chat:<chat_id>``   the caller must be a current participant of that talk (read tables);
+``chat:<chat_id>``   the caller must be a current participant of that talk (read tables,
+                     waiting for the projection if needed: :mod:`services.gateway.membership`);
                      another customer's talk, or none at all, is ``not_found`` (existence
                      does not leak); a talk of the same customer the caller is not in is
                      ``forbidden``, as the query API answers 404 and 403.
@@ -15,10 +16,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from uuid import UUID
-
-import psycopg
-
-from query_api.read_store import ReadStore
 
 MAX_TOPICS = 1_000  # per socket
 
@@ -55,23 +52,3 @@ def parse_topic(text: object) -> Topic | TopicError:
         return Topic(kind, UUID(ident))
     except ValueError:
         return TopicError("unknown_topic", f"the id in {kind}:<id> must be a UUID", text)
-
-
-async def authorize(store: ReadStore, customer_id: UUID, agent_id: UUID,
-                    topic: Topic) -> TopicError | None:
-    """``None`` if the caller may subscribe to ``topic``, else why not."""
-    name = str(topic)
-    if topic.kind == "agent":
-        if topic.id != agent_id:
-            return TopicError("forbidden", "agent topics are only for your own agent id", name)
-        return None
-    try:
-        chat = await store.chat(customer_id, topic.id)
-        if chat is None:
-            return TopicError("not_found", "no such talk", name)
-        if not await store.is_participant(topic.id, agent_id):
-            return TopicError("forbidden", "only participants of this talk may subscribe to it",
-                              name)
-    except (psycopg.Error, OSError, TimeoutError):
-        return TopicError("unavailable", "the talk could not be checked; try again", name)
-    return None

@@ -43,7 +43,8 @@ CALLER = web.RequestKey("caller", Caller)
 REQUEST_ID = web.RequestKey("request_id", str)
 CORRELATION_ID = web.RequestKey("correlation_id", str)
 
-PUBLIC_PATHS = frozenset({"/livez", "/readyz", "/metrics", "/v1.0/openapi.json"})
+PUBLIC_PATHS = frozenset({"/livez", "/readyz", "/metrics", "/v1.0/openapi.json",
+                          "/v1.0/asyncapi.json"})
 
 
 def route_name(request: web.Request) -> str:

@@ -32,12 +32,14 @@ async def declare_stream(amqp_url: str, exchange: str, queue: str,
         await q.bind(ex, "#")
 
 
-async def delete_stream(amqp_url: str, exchange: str, queue: str) -> None:
+async def delete_stream(amqp_url: str, exchange: str, queue: str, *others: str) -> None:
+    """Delete the queue and the exchanges (``exchange`` and ``others``)."""
     connection = await aio_pika.connect(amqp_url)
     async with connection:
         channel = await connection.channel()
         await channel.queue_delete(queue)
-        await channel.exchange_delete(exchange)
+        for name in (exchange, *others):
+            await channel.exchange_delete(name)
 
 
 async def declare_published_stream(settings) -> None:
@@ -55,11 +57,12 @@ def gateway_settings(settings, amqp_url) -> Iterator:
     exchange, queue = stream_names("gw")
     gateway_settings = settings.model_copy(update={
         "amqp_url": amqp_url, "exchange": exchange, "stream_queue": queue,
+        "ephemeral_exchange": f"{exchange}.ephemeral",
         "gateway_resume_timeout": 1.0, "gateway_heartbeat": 30.0,
     })
     asyncio.run(declare_published_stream(gateway_settings))
     yield gateway_settings
-    asyncio.run(delete_stream(amqp_url, exchange, queue))
+    asyncio.run(delete_stream(amqp_url, exchange, queue, f"{exchange}.ephemeral"))
 
 
 @pytest.fixture()

@@ -19,12 +19,15 @@ CHATS = "/v1.0/service_agents/talk_chats"
 
 
 class Client:
-    """One agent's socket; ``frames`` are the JSON frames received, in order."""
+    """One agent's socket; ``frames`` are the JSON frames received, in order. With
+    ``validate`` every frame received is checked against the gateway's AsyncAPI document."""
 
-    def __init__(self, ws: ClientWebSocketResponse, customer_id: UUID, agent_id: UUID) -> None:
+    def __init__(self, ws: ClientWebSocketResponse, customer_id: UUID, agent_id: UUID,
+                 validate: bool = False) -> None:
         self.ws = ws
         self.customer_id = customer_id
         self.agent_id = agent_id
+        self.validate = validate
         self.last_token: str | None = None
         self.received = 0
 
@@ -45,6 +48,10 @@ class Client:
             raise AssertionError(f"expected a text frame, got {msg.type!r} {msg.data!r} "
                                  f"{msg.extra!r}")
         frame = orjson.loads(msg.data)
+        if self.validate:
+            from tests.integration.gateway.contract import validate_frame
+
+            validate_frame(frame)
         if "resume_token" in frame:
             self.last_token = frame["resume_token"]
         return frame
@@ -85,10 +92,11 @@ class Gateway:
 
         return self.app[HUB]
 
-    async def connect(self, customer_id: UUID, agent_id: UUID, **kwargs: Any) -> Client:
+    async def connect(self, customer_id: UUID, agent_id: UUID, *, validate: bool = False,
+                      **kwargs: Any) -> Client:
         token = mint_token(TEST_SECRET, customer_id, agent_id)
         ws = await self.session.ws_connect(f"{self.base_url}/v1.0/ws?token={token}", **kwargs)
-        return Client(ws, customer_id, agent_id)
+        return Client(ws, customer_id, agent_id, validate)
 
 
 class StreamPublisher:
@@ -123,6 +131,16 @@ def event_frame(body: dict, topic: str) -> dict:
 def without_token(frame: dict) -> dict:
     assert isinstance(frame.get("resume_token"), str) and frame["resume_token"], frame
     return {k: v for k, v in frame.items() if k != "resume_token"}
+
+
+async def post_talk(api, customer_id: UUID, creator: UUID, members: list[UUID]) -> dict:
+    """A group talk made through the command API (not waiting for the projection)."""
+    resp = await api.post(CHATS, json={
+        "type": "group", "name": "t",
+        "participants": [{"owner_type": "agent", "owner_id": str(m)} for m in members],
+    }, headers=bearer(customer_id, creator))
+    assert resp.status == 200, await resp.text()
+    return await resp.json()
 
 
 async def create_talk(api, customer_id: UUID, creator: UUID, members: list[UUID]) -> dict:

@@ -1,5 +1,6 @@
 """The real path: command API → event store → projector (read tables + outbox) → publisher →
-RabbitMQ stream → gateway → socket. Frames carry the resources as the query API shows them."""
+RabbitMQ stream → gateway → socket. Frames carry the resources as the query API shows them,
+and match the gateway's AsyncAPI document."""
 
 from __future__ import annotations
 
@@ -31,9 +32,9 @@ async def test_every_event_type_reaches_participants_through_the_real_path(live_
     customer, other_customer = uuid4(), uuid4()
     a, b, c, outsider, foreigner = uuid4(), uuid4(), uuid4(), uuid4(), uuid4()
     auth_a, auth_c = bearer(customer, a), bearer(customer, c)
-    client_a = await gateway.connect(customer, a)
+    client_a = await gateway.connect(customer, a, validate=True)
     await client_a.subscribe(f"agent:{a}")
-    client_c = await gateway.connect(customer, c)
+    client_c = await gateway.connect(customer, c, validate=True)
     await client_c.subscribe(f"agent:{c}")
     client_outsider = await gateway.connect(customer, outsider)
     await client_outsider.subscribe(f"agent:{outsider}")
@@ -103,7 +104,7 @@ async def test_reconnect_gets_the_200_messages_posted_meanwhile(live_system):
     customer, a, b = uuid4(), uuid4(), uuid4()
     chat = await _ok(await api.post(CHATS, headers=bearer(customer, a), json={
         "type": "group", "participants": [{"owner_type": "agent", "owner_id": str(b)}]}))
-    client = await gateway.connect(customer, b)
+    client = await gateway.connect(customer, b, validate=True)
     await client.subscribe(f"agent:{b}")
     first = await _ok(await api.post(MESSAGES, headers=bearer(customer, a), json={
         "chat_id": chat["id"], "type": "normal", "text": "first"}))

@@ -9,7 +9,7 @@ from uuid import uuid4
 import aio_pika
 import pytest
 
-from services.gateway.tokens import decode_token, encode_token
+from services.gateway.tokens import ResumeTokens
 from tests.integration.gateway.conftest import declare_stream, delete_stream, stream_names
 from tests.integration.gateway.support import (
     StreamPublisher,
@@ -17,7 +17,9 @@ from tests.integration.gateway.support import (
     event_frame,
     without_token,
 )
-from tests.support import wait_until
+from tests.support import TEST_SECRET, wait_until
+
+TOKENS = ResumeTokens(TEST_SECRET)
 
 
 async def test_reconnect_with_token_gets_exactly_the_missed_200_in_order(api, gateway, publisher):
@@ -85,12 +87,13 @@ async def test_token_of_another_event_at_that_offset_gets_resync_required(gatewa
     client = await gateway.connect(customer, a)
     await client.subscribe(topic)
     await publisher.publish("message_created", customer, uuid4(), [a])
-    point = decode_token((await client.frame())["resume_token"])
+    point = TOKENS.decode((await client.frame())["resume_token"], str(customer))
+    assert point.genuine
     await client.close()
     await publisher.publish("message_created", customer, uuid4(), [a])  # missed, not replayed
 
-    for forged in (encode_token(point.offset, str(uuid4())),  # a recreated stream
-                   encode_token(point.offset + 10_000_000, str(uuid4()))):  # past its end
+    for forged in (TOKENS.encode(point.offset, str(uuid4()), str(customer)),  # recreated
+                   TOKENS.encode(point.offset + 10_000_000, str(uuid4()), str(customer))):
         client = await gateway.connect(customer, a)
         await client.subscribe(topic, resume_token=forged)
         assert await client.frame() == {"type": "resync_required"}
@@ -147,7 +150,7 @@ async def test_token_beyond_retention_gets_resync_required_then_live(short_strea
             for _ in range(10):
                 await publisher.publish("message_created", customer, uuid4(), [a, b])
             return await _first_offset(settings.amqp_url, settings.stream_queue) > \
-                decode_token(token).offset
+                TOKENS.decode(token, str(customer)).offset
 
         await wait_until(expired, timeout=30, what="the token's offset to leave the stream")
         client = await gateway.connect(customer, a)
