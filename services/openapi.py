@@ -4,7 +4,7 @@ at ``GET /v1.0/openapi.json`` without authentication.
 It is generated, not written: the paths come from the route tables
 (``command_api.routes.ROUTES`` and ``query_api.routes.ROUTES``) so it cannot miss a route;
 request bodies and query strings come from the pydantic models the handlers parse them with;
-answers from the response models below (the exact fields of DESIGN). ``OPERATIONS`` says,
+answers from the resource models of :mod:`services.http.models`. ``OPERATIONS`` says,
 per route, which models apply; a route without an entry still appears, marked
 ``x-talk-undocumented`` (a test refuses that).
 """
@@ -14,12 +14,11 @@ from __future__ import annotations
 import functools
 import re
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal
-from uuid import UUID
+from typing import Any, Literal
 
 import orjson
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
 from command_api import requests as rq
@@ -30,128 +29,22 @@ from command_api.idempotency import KEY_PATTERN
 from events.position_token import PATTERN as POSITION_PATTERN
 from query_api.consistency import HEADER as MIN_POSITION_HEADER
 from query_api.messages import MessageListQuery
-from query_api.pagination import PageQuery
 from services.http.middlewares import CORRELATION_ID_HEADER
+from services.http.models import (
+    RESPONSE_MODELS,
+    Message,
+    MessageHistory,
+    MessageList,
+    Participant,
+    ParticipantList,
+    Talk,
+    TalkList,
+)
 from services.http.problems import PROBLEM_JSON, TITLES
 
 OPENAPI_PATH = "/v1.0/openapi.json"
 REQUEST_ID_HEADER = "X-Request-ID"
 REF = "#/components/schemas/{model}"
-
-# --- response models: the resources exactly as the API serves them -------------------------
-
-TIMESTAMP = r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}\.\d{6}$"
-OPTIONAL_TIMESTAMP = r"^(\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}\.\d{6})?$"
-
-Timestamp = Annotated[str, Field(pattern=TIMESTAMP,
-                                 description="UTC, `YYYY-MM-DD HH:MM:SS.ffffff`")]
-OptionalTimestamp = Annotated[str, Field(pattern=OPTIONAL_TIMESTAMP,
-                                         description="UTC, `YYYY-MM-DD HH:MM:SS.ffffff`; "
-                                                     "`\"\"` when unset")]
-
-
-class Resource(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class Talk(Resource):
-    """A talk (chat)."""
-
-    id: UUID
-    customer_id: UUID
-    type: Literal["normal", "group"]
-    name: str
-    detail: str
-    member_count: int = Field(ge=0, description="current participants, always exact")
-    tm_create: Timestamp
-    tm_update: OptionalTimestamp
-    tm_delete: OptionalTimestamp = Field(description="set once the talk is deleted")
-
-
-class Participant(Resource):
-    """A current (or, in a removal's answer, just removed) participant of a talk."""
-
-    id: UUID
-    customer_id: UUID
-    owner_type: Literal["agent"]
-    owner_id: UUID
-    chat_id: UUID
-    tm_joined: Timestamp
-
-
-class Media(Resource):
-    type: str = Field(description="a MIME type")
-    url: str = Field(description="an http(s) URL")
-    name: str
-
-
-class Reaction(Resource):
-    emoji: str
-    owner_type: Literal["agent"]
-    owner_id: UUID
-    tm_create: Timestamp
-
-
-class MessageMetadata(Resource):
-    reactions: list[Reaction]
-
-
-class Message(Resource):
-    """A message; a deleted one is a tombstone (`tm_delete` set, `text` and `medias` empty)."""
-
-    id: UUID
-    customer_id: UUID
-    owner_type: Literal["agent", "system"]
-    owner_id: UUID
-    chat_id: UUID
-    parent_id: UUID | Literal[""] = Field(description="the message replied to; `\"\"` if none")
-    type: Literal["normal", "system"]
-    text: str
-    medias: list[Media]
-    metadata: MessageMetadata
-    tm_create: Timestamp
-    tm_update: OptionalTimestamp
-    tm_delete: OptionalTimestamp
-
-
-NEXT_PAGE_TOKEN = Field(description="opaque; `\"\"` at the end. A bare timestamp in the API "
-                                    "format is accepted as a token too.")
-
-
-class TalkList(Resource):
-    result: list[Talk] = Field(description="newest first")
-    next_page_token: str = NEXT_PAGE_TOKEN
-
-
-class ParticipantList(Resource):
-    result: list[Participant]
-    next_page_token: str = NEXT_PAGE_TOKEN
-
-
-class MessageList(Resource):
-    result: list[Message] = Field(description="newest first")
-    next_page_token: str = NEXT_PAGE_TOKEN
-
-
-class FieldProblem(Resource):
-    field: str
-    message: str
-
-
-class Problem(BaseModel):
-    """RFC 9457 problem details (`application/problem+json`)."""
-
-    type: str
-    title: str
-    status: int = Field(ge=400, le=599)
-    detail: str
-    request_id: str
-    errors: list[FieldProblem] = Field(default_factory=list,
-                                       description="field problems, when there are any")
-
-
-RESPONSE_MODELS: tuple[type[BaseModel], ...] = (
-    Talk, Participant, Message, TalkList, ParticipantList, MessageList, Problem)
 
 # --- what each route takes and answers -----------------------------------------------------
 
