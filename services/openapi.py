@@ -29,11 +29,11 @@ from command_api.idempotency import KEY_PATTERN
 from events.position_token import PATTERN as POSITION_PATTERN
 from query_api.consistency import HEADER as MIN_POSITION_HEADER
 from query_api.messages import MessageListQuery
+from query_api.pagination import PageQuery
 from services.http.middlewares import CORRELATION_ID_HEADER
 from services.http.models import (
     RESPONSE_MODELS,
     Message,
-    MessageHistory,
     MessageList,
     Participant,
     ParticipantList,
