@@ -62,6 +62,12 @@ class ReactionRequest(Body):
     emoji: str
 
 
+class MarkReadRequest(Body):
+    message_id: UUID | None = None
+
+    _message = field_validator("message_id", mode="before")(classmethod(lambda cls, v: _none_if_empty(v)))
+
+
 # --- the overview page's short forms -----------------------------------------------------
 
 

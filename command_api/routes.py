@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from command_api.handlers import chats, messages, participants, reactions
+from command_api.handlers import chats, lifecycle, messages, participants, reactions
 
 V = "/v1.0"
 CHATS = f"{V}/service_agents/talk_chats"
@@ -14,6 +14,9 @@ ROUTES: list[tuple[str, str, object]] = [
     ("POST", CHATS, chats.create_chat),
     ("PUT", f"{CHATS}/{{chat_id}}", chats.update_chat),
     ("DELETE", f"{CHATS}/{{chat_id}}", chats.delete_chat),
+    ("POST", f"{CHATS}/{{chat_id}}/close", lifecycle.close_chat),
+    ("POST", f"{CHATS}/{{chat_id}}/reopen", lifecycle.reopen_chat),
+    ("POST", f"{CHATS}/{{chat_id}}/read", lifecycle.mark_read),
     ("POST", f"{CHATS}/{{chat_id}}/participants", participants.add_participant),
     ("DELETE", f"{CHATS}/{{chat_id}}/participants/{{participant_id}}", participants.remove_participant),
     ("POST", MESSAGES, messages.post_message),

@@ -53,6 +53,8 @@ RESOURCES = ("Talk", "Participant", "Message")
 _TALK = frozenset({"talk"})
 _MEMBERSHIP = frozenset({"talk", "participant"})
 _MESSAGE = frozenset({"message"})
+_POST = frozenset({"message", "talk"})  # a post also moves the talk's counters and last message
+_MARKER = frozenset({"participant"})
 
 
 class Media(BaseModel):
@@ -110,6 +112,39 @@ class ChatDeleted(Event):
     tm_delete: datetime
 
 
+class ChatClosed(Event):
+    """The talk closed: asked for (``closed``) or its last participant left (``all_left``).
+    A closed talk refuses posts, edits, reactions and new participants; reads go on."""
+
+    event_type: ClassVar[str] = "ChatClosed"
+    stream: ClassVar[str] = "chat"
+    rows: ClassVar[frozenset[str]] = _TALK
+    published_as: ClassVar[str] = "chat_closed"
+    resource: ClassVar[str] = "Talk"
+    description: ClassVar[str] = (
+        "A talk was closed (`status` `closed`): by a participant, or by itself when its "
+        "last participant left. `audience`: the participants."
+    )
+
+    chat_id: UUID
+    reason: Literal["closed", "all_left"]
+    tm_close: datetime
+
+
+class ChatReopened(Event):
+    event_type: ClassVar[str] = "ChatReopened"
+    stream: ClassVar[str] = "chat"
+    rows: ClassVar[frozenset[str]] = _TALK
+    published_as: ClassVar[str] = "chat_reopened"
+    resource: ClassVar[str] = "Talk"
+    description: ClassVar[str] = (
+        "A closed talk was reopened (`status` `active`). `audience`: the participants."
+    )
+
+    chat_id: UUID
+    tm_reopen: datetime
+
+
 class ParticipantJoined(Event):
     event_type: ClassVar[str] = "ParticipantJoined"
     stream: ClassVar[str] = "chat"
@@ -147,9 +182,12 @@ class ParticipantLeft(Event):
 
 
 class MessagePosted(Event):
+    """``mentions``: the participants its text names as ``<@agent-id>`` when it was posted
+    (added in Talk 1.1 with a default, so older payloads read as mentioning nobody)."""
+
     event_type: ClassVar[str] = "MessagePosted"
     stream: ClassVar[str] = "message"
-    rows: ClassVar[frozenset[str]] = _MESSAGE
+    rows: ClassVar[frozenset[str]] = _POST
     published_as: ClassVar[str] = "message_created"
     resource: ClassVar[str] = "Message"
     description: ClassVar[str] = (
@@ -164,6 +202,7 @@ class MessagePosted(Event):
     type: Literal["normal", "system"]
     text: str
     medias: tuple[Media, ...] = ()
+    mentions: tuple[UUID, ...] = ()
     tm_create: datetime
 
 
@@ -178,6 +217,7 @@ class MessageEdited(Event):
     message_id: UUID
     chat_id: UUID
     text: str
+    mentions: tuple[UUID, ...] = ()  # re-evaluated on the new text
     tm_update: datetime
 
 
@@ -226,10 +266,38 @@ class ReactionRemoved(Event):
     tm_remove: datetime
 
 
+# --- the read stream (``read-<chat_id>-<agent_id>``): one agent's read marker in one talk ---
+
+
+class ChatRead(Event):
+    """An agent read a talk up to a message (``message_tm_create`` orders markers). On a
+    stream of its own, so marking read never contends with posting."""
+
+    event_type: ClassVar[str] = "ChatRead"
+    stream: ClassVar[str] = "read"
+    rows: ClassVar[frozenset[str]] = _MARKER
+    published_as: ClassVar[str] = "chat_read"
+    resource: ClassVar[str] = "Participant"
+    description: ClassVar[str] = (
+        "A participant's read marker moved forward; `data` is that participant. "
+        "`audience`: the reader alone (their other devices update)."
+    )
+
+    chat_id: UUID
+    participant_id: UUID
+    owner_type: Literal["agent"]
+    owner_id: UUID
+    message_id: UUID
+    message_tm_create: datetime
+    tm_read: datetime
+
+
 EVENT_CLASSES: tuple[type[Event], ...] = (
     ChatCreated,
     ChatUpdated,
     ChatDeleted,
+    ChatClosed,
+    ChatReopened,
     ParticipantJoined,
     ParticipantLeft,
     MessagePosted,
@@ -237,6 +305,7 @@ EVENT_CLASSES: tuple[type[Event], ...] = (
     MessageDeleted,
     ReactionAdded,
     ReactionRemoved,
+    ChatRead,
 )
 
 EVENT_TYPES: dict[str, type[Event]] = {cls.event_type: cls for cls in EVENT_CLASSES}
@@ -263,12 +332,19 @@ def message_stream(message_id: UUID) -> str:
     return f"message-{message_id}"
 
 
+def read_stream(chat_id: UUID, agent_id: UUID) -> str:
+    return f"read-{chat_id}-{agent_id}"
+
+
 def stream_of(event: Event) -> str:
     """The stream ``event`` is appended to: ``chat-<id>`` for a talk's own events,
-    ``message-<id>`` for a message's (including the system messages of joins and leaves)."""
+    ``message-<id>`` for a message's (including the system messages of joins and leaves),
+    ``read-<chat_id>-<agent_id>`` for an agent's read marker."""
     match event.stream:
         case "chat":
             return chat_stream(event.chat_id)  # type: ignore[attr-defined]
         case "message":
             return message_stream(event.message_id)  # type: ignore[attr-defined]
+        case "read":
+            return read_stream(event.chat_id, event.owner_id)  # type: ignore[attr-defined]
     raise TypeError(f"no stream for {type(event).__name__}")

@@ -44,6 +44,7 @@ from command_api.domain import (
 )
 from command_api.domain.chat import CHAT_EVENTS
 from command_api.domain.message import MESSAGE_EVENTS
+from command_api.domain.read import READ_EVENTS
 from events import catalogue as ev
 from events.envelope import StoredEvent
 from events.position_token import parse_position
@@ -150,6 +151,7 @@ class TalkFold:
         self.chat_row: dict[str, Any] | None = None
         self.joined: dict[UUID, dict[str, Any]] = {}  # participant id -> participant row
         self.messages: dict[UUID, _Message] = {}
+        self.seq: dict[UUID, int] = {}  # each message's place in the talk (the read tables')
         self.last: StoredEvent | None = None
 
     def apply(self, stored: StoredEvent) -> None:
@@ -160,12 +162,27 @@ class TalkFold:
             self.chat_row = evolve_chat_row(self.chat_row, event, customer)
             if isinstance(event, ev.ParticipantJoined):
                 self.joined[event.participant_id] = participant_row(event, customer)
+                self.joined[event.participant_id]["read_seq"] = len(self.seq)
+        elif isinstance(event, READ_EVENTS):
+            self._move_marker(event.owner_id, event.message_id, event.tm_read)
         elif isinstance(event, MESSAGE_EVENTS):
             message = self.messages.setdefault(event.message_id, _Message())
             message.state = evolve_message(message.state, event)
             message.row = evolve_message_row(message.row, event, customer)
             message.edits += isinstance(event, ev.MessageEdited)
+            if isinstance(event, ev.MessagePosted):
+                self.seq.setdefault(event.message_id, len(self.seq) + 1)
+                if event.owner_type == "agent":  # posting marks it read for the author
+                    self._move_marker(event.owner_id, event.message_id, event.tm_create)
         self.last = stored
+
+    def _move_marker(self, owner_id: UUID, message_id: UUID, when: Any) -> None:
+        """As the read tables move it (projector/read_markers.py): forward only."""
+        participant_id = self.chat.participant_id_of(owner_id)
+        row = self.joined.get(participant_id) if participant_id else None
+        seq = self.seq.get(message_id, 0)
+        if row is not None and seq > row.get("read_seq", 0):
+            row.update(read_seq=seq, last_read_message_id=message_id, tm_read=when)
 
     def state(self, moment: Moment) -> dict[str, Any] | None:
         """The talk at the moment, or None if it did not exist yet."""
@@ -232,7 +249,8 @@ _POSITION = "SELECT tx_id::text AS tx_id FROM events WHERE position = %s"
 
 _TALK_STREAMS = (
     "array_append(ARRAY(SELECT stream_id FROM events WHERE type = 'MessagePosted'"
-    " AND data->>'chat_id' = %(chat_id)s), %(chat_stream)s)"
+    " AND data->>'chat_id' = %(chat_id)s) || ARRAY(SELECT DISTINCT stream_id FROM events"
+    " WHERE type = 'ChatRead' AND data->>'chat_id' = %(chat_id)s), %(chat_stream)s)"
 )
 
 # Whether every transaction up to the last one in the selection is over (so the selection

@@ -89,10 +89,11 @@ class Needed:
 def needed_rows(events: Sequence[StoredEvent], decoded: Sequence[ev.Event]) -> Needed:
     created_chats = {e.chat_id for e in decoded if isinstance(e, ev.ChatCreated)}
     posted = {e.message_id for e in decoded if isinstance(e, ev.MessagePosted)}
-    chat_rows = {e.chat_id for e in decoded if isinstance(e, (ev.ChatUpdated, ev.ChatDeleted))}
+    chat_rows = {e.chat_id for e in decoded
+                 if isinstance(e, CHAT_EVENTS) and not isinstance(e, ev.ChatCreated)}
     member_chats = {e.chat_id for e in decoded}
     messages = {e.message_id for e in decoded
-                if hasattr(e, "message_id") and not isinstance(e, ev.MessagePosted)}
+                if hasattr(e, "message_id") and not isinstance(e, (ev.MessagePosted, ev.ChatRead))}
     last_tx = events[-1].tx_id if events else None
     creating_tx = last_tx if any(
         isinstance(e, ev.ChatCreated) and s.tx_id == last_tx
@@ -133,6 +134,13 @@ def outbox_rows(events: Sequence[StoredEvent], decoded: Sequence[ev.Event],
             member = members.pop(event.participant_id, None) or participant_row(event, customer_id)
             data = participant_resource(member)
             audience = [*_owners(members), event.owner_id]
+        elif isinstance(event, ev.ChatRead):  # to the reader alone (their other devices)
+            member = dict(members.get(event.participant_id) or participant_row(event, customer_id))
+            member.update(last_read_message_id=event.message_id, tm_read=event.tm_read)
+            if event.participant_id in members:
+                members[event.participant_id] = member
+            data = participant_resource(member)
+            audience = [event.owner_id]
         else:
             row = evolve_message_row(state.messages.get(event.message_id), event, customer_id)
             state.messages[event.message_id] = row

@@ -13,6 +13,7 @@ from psycopg.types.json import Jsonb
 
 from events import catalogue as ev
 from events.envelope import StoredEvent
+from projector.read_markers import move_markers
 from services.timefmt import format_ts
 
 Apply = Callable[[psycopg.AsyncConnection, StoredEvent, ev.Event], Awaitable[None]]
@@ -41,11 +42,25 @@ async def chat_deleted(conn, stored: StoredEvent, e: ev.ChatDeleted) -> None:
     )
 
 
+async def chat_closed(conn, stored: StoredEvent, e: ev.ChatClosed) -> None:
+    await conn.execute("UPDATE rm_chats SET status = 'closed', tm_update = %s WHERE id = %s",
+                       (e.tm_close, e.chat_id))
+
+
+async def chat_reopened(conn, stored: StoredEvent, e: ev.ChatReopened) -> None:
+    await conn.execute("UPDATE rm_chats SET status = 'active', tm_update = %s WHERE id = %s",
+                       (e.tm_reopen, e.chat_id))
+
+
 async def participant_joined(conn, stored: StoredEvent, e: ev.ParticipantJoined) -> None:
+    # The marker starts at the talk's newest message: what came before joining is not unread.
     await conn.execute(
-        "INSERT INTO rm_participants (id, customer_id, chat_id, owner_type, owner_id, tm_joined)"
-        " VALUES (%s, %s, %s, %s, %s, %s)",
-        (e.participant_id, stored.customer_id, e.chat_id, e.owner_type, e.owner_id, e.tm_joined),
+        "INSERT INTO rm_participants (id, customer_id, chat_id, owner_type, owner_id, tm_joined,"
+        " read_seq, read_n)"
+        " SELECT %s, %s, %s, %s, %s, %s, coalesce(c.message_seq, 0), coalesce(c.normal_count, 0)"
+        " FROM (SELECT) AS one LEFT JOIN rm_chats c ON c.id = %s",
+        (e.participant_id, stored.customer_id, e.chat_id, e.owner_type, e.owner_id, e.tm_joined,
+         e.chat_id),
     )
     await conn.execute(
         "UPDATE rm_chats SET member_count = member_count + 1 WHERE id = %s", (e.chat_id,)
@@ -60,24 +75,39 @@ async def participant_left(conn, stored: StoredEvent, e: ev.ParticipantLeft) -> 
 
 
 async def message_posted(conn, stored: StoredEvent, e: ev.MessagePosted) -> None:
+    # The talk's counters first; the message takes its place (seq, n) from them. One row of
+    # the talk and one of the author change, whatever the talk's size.
+    await conn.execute(
+        "UPDATE rm_chats SET message_seq = message_seq + 1,"
+        " normal_count = normal_count + %s, last_message_id = %s, tm_last_message = %s"
+        " WHERE id = %s",
+        (int(e.type == "normal"), e.message_id, e.tm_create, e.chat_id),
+    )
     await conn.execute(
         "INSERT INTO rm_messages (id, customer_id, chat_id, parent_id, owner_type, owner_id,"
-        " type, text, medias, tm_create) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+        " type, text, medias, tm_create, seq, n, mentions)"
+        " SELECT %s, %s, %s, %s, %s, %s, %s, %s, %s, %s,"
+        " coalesce(c.message_seq, 0), coalesce(c.normal_count, 0), %s"
+        " FROM (SELECT) AS one LEFT JOIN rm_chats c ON c.id = %s",
         (e.message_id, stored.customer_id, e.chat_id, e.parent_id, e.owner_type, e.owner_id,
-         e.type, e.text, Jsonb([m.model_dump(mode="json") for m in e.medias]), e.tm_create),
+         e.type, e.text, Jsonb([m.model_dump(mode="json") for m in e.medias]), e.tm_create,
+         Jsonb([str(a) for a in e.mentions]), e.chat_id),
     )
+    if e.owner_type == "agent":
+        await move_markers(conn, [(e.chat_id, e.owner_id, e.message_id, e.tm_create)])
 
 
 async def message_edited(conn, stored: StoredEvent, e: ev.MessageEdited) -> None:
     await conn.execute(
-        "UPDATE rm_messages SET text = %s, tm_update = %s WHERE id = %s",
-        (e.text, e.tm_update, e.message_id),
+        "UPDATE rm_messages SET text = %s, tm_update = %s, mentions = %s WHERE id = %s",
+        (e.text, e.tm_update, Jsonb([str(a) for a in e.mentions]), e.message_id),
     )
 
 
 async def message_deleted(conn, stored: StoredEvent, e: ev.MessageDeleted) -> None:
     await conn.execute(
-        "UPDATE rm_messages SET text = '', medias = '[]', tm_delete = %s, tm_update = %s"
+        "UPDATE rm_messages SET text = '', medias = '[]', mentions = '[]', tm_delete = %s,"
+        " tm_update = %s"
         " WHERE id = %s",
         (e.tm_delete, e.tm_delete, e.message_id),
     )
@@ -106,10 +136,17 @@ async def reaction_removed(conn, stored: StoredEvent, e: ev.ReactionRemoved) -> 
     )
 
 
+async def chat_read(conn, stored: StoredEvent, e: ev.ChatRead) -> None:
+    await move_markers(conn, [(e.chat_id, e.owner_id, e.message_id, e.tm_read)])
+
+
 APPLIERS: dict[str, Apply] = {
     "ChatCreated": chat_created,
     "ChatUpdated": chat_updated,
     "ChatDeleted": chat_deleted,
+    "ChatClosed": chat_closed,
+    "ChatReopened": chat_reopened,
+    "ChatRead": chat_read,
     "ParticipantJoined": participant_joined,
     "ParticipantLeft": participant_left,
     "MessagePosted": message_posted,

@@ -30,23 +30,29 @@ class Table:
 CHATS = Table(
     "rm_chats",
     ("id", "customer_id", "type", "name", "detail", "member_count", "tm_create", "tm_update",
-     "tm_delete"),
+     "tm_delete", "status", "message_seq", "normal_count", "last_message_id", "tm_last_message"),
     (),
     "CREATE TABLE {schema}.rm_chats ("
     " id uuid PRIMARY KEY, customer_id uuid NOT NULL, type text NOT NULL, name text NOT NULL,"
     " detail text NOT NULL, member_count integer NOT NULL DEFAULT 0,"
-    " tm_create timestamptz NOT NULL, tm_update timestamptz, tm_delete timestamptz)",
+    " tm_create timestamptz NOT NULL, tm_update timestamptz, tm_delete timestamptz,"
+    " status text NOT NULL DEFAULT 'active', message_seq bigint NOT NULL DEFAULT 0,"
+    " normal_count bigint NOT NULL DEFAULT 0, last_message_id uuid,"
+    " tm_last_message timestamptz)",
     indexes=("CREATE INDEX IF NOT EXISTS rm_chats_by_create"
              " ON {schema}.rm_chats (tm_create DESC, id DESC)",),
 )
 
 PARTICIPANTS = Table(
     "rm_participants",
-    ("id", "customer_id", "chat_id", "owner_type", "owner_id", "tm_joined"),
+    ("id", "customer_id", "chat_id", "owner_type", "owner_id", "tm_joined", "read_seq",
+     "read_n", "last_read_message_id", "tm_read"),
     (),
     "CREATE TABLE {schema}.rm_participants ("
     " id uuid PRIMARY KEY, customer_id uuid NOT NULL, chat_id uuid NOT NULL,"
-    " owner_type text NOT NULL, owner_id uuid NOT NULL, tm_joined timestamptz NOT NULL)",
+    " owner_type text NOT NULL, owner_id uuid NOT NULL, tm_joined timestamptz NOT NULL,"
+    " read_seq bigint NOT NULL DEFAULT 0, read_n bigint NOT NULL DEFAULT 0,"
+    " last_read_message_id uuid, tm_read timestamptz)",
     indexes=("CREATE INDEX IF NOT EXISTS rm_participants_by_owner"
              " ON {schema}.rm_participants (owner_id, customer_id)",),
     unique=(("rm_participants_chat_id_owner_id_key", "chat_id, owner_id"),),
@@ -55,15 +61,24 @@ PARTICIPANTS = Table(
 MESSAGES = Table(
     "rm_messages",
     ("id", "customer_id", "chat_id", "parent_id", "owner_type", "owner_id", "type", "text",
-     "medias", "reactions", "tm_create", "tm_update", "tm_delete"),
-    ("medias", "reactions"),
+     "medias", "reactions", "tm_create", "tm_update", "tm_delete", "seq", "n", "mentions"),
+    ("medias", "reactions", "mentions"),
     "CREATE TABLE {schema}.rm_messages ("
     " id uuid PRIMARY KEY, customer_id uuid NOT NULL, chat_id uuid NOT NULL, parent_id uuid,"
     " owner_type text NOT NULL, owner_id uuid NOT NULL, type text NOT NULL, text text NOT NULL,"
     " medias jsonb NOT NULL DEFAULT '[]', reactions jsonb NOT NULL DEFAULT '[]',"
-    " tm_create timestamptz NOT NULL, tm_update timestamptz, tm_delete timestamptz)",
+    " tm_create timestamptz NOT NULL, tm_update timestamptz, tm_delete timestamptz,"
+    " seq bigint NOT NULL DEFAULT 0, n bigint NOT NULL DEFAULT 0,"
+    " mentions jsonb NOT NULL DEFAULT '[]')",
     indexes=("CREATE INDEX IF NOT EXISTS rm_messages_by_chat"
              " ON {schema}.rm_messages (chat_id, tm_create DESC, id DESC)",
+             # read state: deleted and mentioning messages after a read marker (0009)
+             "CREATE INDEX IF NOT EXISTS rm_messages_deleted_by_n"
+             " ON {schema}.rm_messages (chat_id, n)"
+             " WHERE tm_delete IS NOT NULL AND type = 'normal'",
+             "CREATE INDEX IF NOT EXISTS rm_messages_mentioning_by_n"
+             " ON {schema}.rm_messages (chat_id, n)"
+             " WHERE mentions <> '[]'::jsonb AND tm_delete IS NULL",
              "CREATE INDEX IF NOT EXISTS rm_messages_by_parent"
              " ON {schema}.rm_messages (parent_id, tm_create DESC, id DESC)"
              " WHERE parent_id IS NOT NULL"),

@@ -33,6 +33,7 @@ from events.catalogue import Event
 from events.envelope import START, Checkpoint
 from events.upcasting import UPCASTERS, Upcasters
 from projector.checkpoints import load_checkpoint, save_checkpoint
+from projector.read_markers import move_markers
 from projector.read_schema import CHATS, LIVE_CHECKPOINT, MESSAGES, PARTICIPANTS, Table
 from projector.replay_fold import ChunkRows, Row, fold, touched
 from services.db import Database
@@ -284,6 +285,7 @@ class Replay:
             values = [row for row in new.values() if row is not None]
             if values:
                 await self._copy(conn, table, values)
+        await move_markers(conn, rows.moves, prefix=f"{self.schema}.")
 
     async def _copy(self, conn: psycopg.AsyncConnection, table: Table, rows: list[Row]) -> None:
         """Binary ``COPY``. ``uuid`` and ``jsonb`` values are sent in their wire form (16

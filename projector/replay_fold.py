@@ -20,14 +20,16 @@ from typing import Any
 from uuid import UUID
 
 from events.catalogue import Event, types_changing
+from projector.read_markers import Move
 from query_api.resources import evolve_chat_row, evolve_message_row, participant_row
 
 Row = dict[str, Any]
 
 # From the catalogue's ``rows`` of each event.
 CHAT_ROW_EVENTS = types_changing("talk")
-PARTICIPANT_EVENTS = types_changing("participant")
 MESSAGE_EVENTS = types_changing("message")
+# The events that create and remove participant rows (a read only moves a marker).
+PARTICIPANT_EVENTS = frozenset({"ParticipantJoined", "ParticipantLeft"})
 
 
 @dataclass(slots=True)
@@ -41,11 +43,13 @@ class Touched:
 
 @dataclass(slots=True)
 class ChunkRows:
-    """The rows a chunk touches, by ``id.int``; None where the chunk leaves no row."""
+    """The rows a chunk touches, by ``id.int``; None where the chunk leaves no row. ``moves``:
+    the read-marker moves (:mod:`projector.read_markers`), applied once the rows are written."""
 
     chats: dict[int, Row | None] = field(default_factory=dict)
     participants: dict[int, Row | None] = field(default_factory=dict)
     messages: dict[int, Row | None] = field(default_factory=dict)
+    moves: list[Move] = field(default_factory=list)
 
 
 def touched(events: Iterable[Event]) -> Touched:
@@ -62,7 +66,6 @@ def touched(events: Iterable[Event]) -> Touched:
                 messages.add(key)
                 if kind != "MessagePosted":
                     out.messages_to_load.append(event.message_id)
-            continue
         if kind in CHAT_ROW_EVENTS:
             key = event.chat_id.int
             if key not in chats:
@@ -83,17 +86,28 @@ def fold(events: Iterable[tuple[Event, UUID]], chats: Mapping[int, Row],
     """The rows after the chunk; ``chats`` and ``messages`` are the loaded rows."""
     out = ChunkRows(chats=dict(chats), messages=dict(messages))
     out_chats, out_messages, out_participants = out.chats, out.messages, out.participants
+    moves = out.moves
     for event, customer_id in events:
         kind = event.event_type
-        if kind in MESSAGE_EVENTS:
-            key = event.message_id.int
-            out_messages[key] = evolve_message_row(out_messages.get(key), event, customer_id)
-            continue
         if kind in CHAT_ROW_EVENTS:
             key = event.chat_id.int
             out_chats[key] = evolve_chat_row(out_chats.get(key), event, customer_id)
-        if kind == "ParticipantJoined":
-            out_participants[event.participant_id.int] = participant_row(event, customer_id)
+        if kind in MESSAGE_EVENTS:
+            key = event.message_id.int
+            row = out_messages[key] = evolve_message_row(out_messages.get(key), event,
+                                                         customer_id)
+            if kind == "MessagePosted":
+                chat = out_chats.get(event.chat_id.int)
+                if row is not None and chat is not None:  # its place in the talk
+                    row["seq"], row["n"] = chat["message_seq"], chat["normal_count"]
+                if event.owner_type == "agent":
+                    moves.append((event.chat_id, event.owner_id, event.message_id,
+                                  event.tm_create))
+        elif kind == "ParticipantJoined":
+            out_participants[event.participant_id.int] = participant_row(
+                event, customer_id, out_chats.get(event.chat_id.int))
         elif kind == "ParticipantLeft":
             out_participants[event.participant_id.int] = None
+        elif kind == "ChatRead":
+            moves.append((event.chat_id, event.owner_id, event.message_id, event.tm_read))
     return out

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from aiohttp import web
+from pydantic import Field
 
 from query_api.access import readable_chat
 from query_api.context import READ_STORE
 from query_api.pagination import PageQuery, page_envelope
 from query_api.resources import chat_resource, participant_resource
+from query_api.viewer import with_viewer
 from services.http.bodies import parse_query
 from services.http.middlewares import caller_of
 from services.http.paths import path_uuid
@@ -17,17 +21,26 @@ from services.http.responses import json_ok
 async def get_chat(request: web.Request) -> web.Response:
     store = request.app[READ_STORE]
     chat_id = path_uuid(request, "chat_id")
-    chat = await readable_chat(store, caller_of(request), chat_id)
-    return json_ok(chat_resource(chat))
+    caller = caller_of(request)
+    chat = await readable_chat(store, caller, chat_id)
+    return json_ok((await with_viewer(store.db, caller.agent_id, [chat],
+                                      [chat_resource(chat)]))[0])
+
+
+class ChatListQuery(PageQuery):
+    status: Literal["active", "closed"] | None = Field(
+        default=None, description="only the `active` or the `closed` talks (default: both)")
 
 
 async def list_chats(request: web.Request) -> web.Response:
     store = request.app[READ_STORE]
     caller = caller_of(request)
-    page = parse_query(request, PageQuery)
+    page = parse_query(request, ChatListQuery)
     rows = await store.chats_of_agent(caller.customer_id, caller.agent_id, page.cursor,
-                                      page.page_size + 1)
-    items = [chat_resource(r) for r in rows]
+                                      page.page_size + 1, status=page.status)
+    items = await with_viewer(store.db, caller.agent_id, rows[:page.page_size],
+                              [chat_resource(r) for r in rows[:page.page_size]])
+    items += [chat_resource(r) for r in rows[page.page_size:]]
     return json_ok(page_envelope(items, rows, page.page_size))
 
 

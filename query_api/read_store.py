@@ -42,12 +42,15 @@ class ReadStore:
             return await cur.fetchone() is not None
 
     async def chats_of_agent(self, customer_id: UUID, agent_id: UUID, cursor: Cursor | None,
-                             limit: int) -> list[Row]:
+                             limit: int, *, status: str | None = None) -> list[Row]:
         sql = (
             "SELECT c.* FROM rm_participants p JOIN rm_chats c ON c.id = p.chat_id"
             " WHERE p.owner_id = %s AND p.customer_id = %s AND c.tm_delete IS NULL"
         )
         params: list[Any] = [agent_id, customer_id]
+        if status is not None:
+            sql += " AND c.status = %s"
+            params.append(status)
         if cursor:
             sql += " AND (c.tm_create, c.id) < (%s, %s)"
             params += [cursor.tm_create, cursor.id]

@@ -16,6 +16,7 @@ def chat_resource(row: dict[str, Any]) -> dict[str, Any]:
         "name": row["name"],
         "detail": row["detail"],
         "member_count": row["member_count"],
+        "status": row.get("status") or "active",
         "tm_create": format_ts(row["tm_create"]),
         "tm_update": format_ts(row["tm_update"]),
         "tm_delete": format_ts(row["tm_delete"]),
@@ -30,7 +31,13 @@ def participant_resource(row: dict[str, Any]) -> dict[str, Any]:
         "owner_id": str(row["owner_id"]),
         "chat_id": str(row["chat_id"]),
         "tm_joined": format_ts(row["tm_joined"]),
+        "last_read_message_id": _id_or_empty(row.get("last_read_message_id")),
+        "tm_read": format_ts(row.get("tm_read")),
     }
+
+
+def _id_or_empty(value: Any) -> str:
+    return str(value) if value else ""
 
 
 def message_resource(row: dict[str, Any]) -> dict[str, Any]:
@@ -45,6 +52,7 @@ def message_resource(row: dict[str, Any]) -> dict[str, Any]:
         "text": row["text"],
         "medias": row["medias"],
         "metadata": {"reactions": row["reactions"]},
+        "mentions": list(row.get("mentions") or []),
         "tm_create": format_ts(row["tm_create"]),
         "tm_update": format_ts(row["tm_update"]),
         "tm_delete": format_ts(row["tm_delete"]),
@@ -62,7 +70,9 @@ def evolve_chat_row(row: dict[str, Any] | None, event: Any, customer_id: Any) ->
     if isinstance(event, ev.ChatCreated):
         return {"id": event.chat_id, "customer_id": event.customer_id, "type": event.type,
                 "name": event.name, "detail": event.detail, "member_count": 0,
-                "tm_create": event.tm_create, "tm_update": None, "tm_delete": None}
+                "tm_create": event.tm_create, "tm_update": None, "tm_delete": None,
+                "status": "active", "message_seq": 0, "normal_count": 0,
+                "last_message_id": None, "tm_last_message": None}
     if row is None:
         return None
     row = dict(row)
@@ -79,14 +89,32 @@ def evolve_chat_row(row: dict[str, Any] | None, event: Any, customer_id: Any) ->
         row["member_count"] += 1
     elif isinstance(event, ev.ParticipantLeft):
         row["member_count"] -= 1
+    elif isinstance(event, ev.ChatClosed):
+        row["status"] = "closed"
+        row["tm_update"] = event.tm_close
+    elif isinstance(event, ev.ChatReopened):
+        row["status"] = "active"
+        row["tm_update"] = event.tm_reopen
+    elif isinstance(event, ev.MessagePosted):  # the talk's counters (read state)
+        row["message_seq"] += 1
+        row["normal_count"] += event.type == "normal"
+        row["last_message_id"] = event.message_id
+        row["tm_last_message"] = event.tm_create
     return row
 
 
-def participant_row(event: Any, customer_id: Any) -> dict[str, Any]:
-    """The participant row a ParticipantJoined creates (or a ParticipantLeft removes)."""
+def participant_row(event: Any, customer_id: Any,
+                    chat_row: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The participant row a ParticipantJoined creates (or a ParticipantLeft removes). Its
+    read marker starts at the talk's newest message (``chat_row``: the talk when it joined):
+    what was said before joining is not unread; ``last_read_message_id`` and ``tm_read``
+    stay unset until a read or a post."""
     return {"id": event.participant_id, "customer_id": customer_id, "chat_id": event.chat_id,
             "owner_type": event.owner_type, "owner_id": event.owner_id,
-            "tm_joined": getattr(event, "tm_joined", None)}
+            "tm_joined": getattr(event, "tm_joined", None),
+            "read_seq": chat_row["message_seq"] if chat_row else 0,
+            "read_n": chat_row["normal_count"] if chat_row else 0,
+            "last_read_message_id": None, "tm_read": None}
 
 
 def evolve_message_row(row: dict[str, Any] | None, event: Any, customer_id: Any) -> dict[str, Any] | None:
@@ -95,15 +123,18 @@ def evolve_message_row(row: dict[str, Any] | None, event: Any, customer_id: Any)
                 "parent_id": event.parent_id, "owner_type": event.owner_type,
                 "owner_id": event.owner_id, "type": event.type, "text": event.text,
                 "medias": [m.model_dump(mode="json") for m in event.medias], "reactions": [],
-                "tm_create": event.tm_create, "tm_update": None, "tm_delete": None}
+                "tm_create": event.tm_create, "tm_update": None, "tm_delete": None,
+                "seq": 0, "n": 0, "mentions": [str(a) for a in event.mentions]}
     if row is None:
         return None
     row = dict(row)
     if isinstance(event, ev.MessageEdited):
         row["text"] = event.text
         row["tm_update"] = event.tm_update
+        row["mentions"] = [str(a) for a in event.mentions]
     elif isinstance(event, ev.MessageDeleted):
-        row.update(text="", medias=[], tm_delete=event.tm_delete, tm_update=event.tm_delete)
+        row.update(text="", medias=[], mentions=[], tm_delete=event.tm_delete,
+                   tm_update=event.tm_delete)
     elif isinstance(event, ev.ReactionAdded):
         row["reactions"] = [*row["reactions"], {
             "emoji": event.emoji, "owner_type": event.owner_type, "owner_id": str(event.owner_id),

@@ -27,9 +27,9 @@ from command_api.http import POSITION_HEADER
 from command_api.idempotency import HEADER as IDEMPOTENCY_HEADER
 from command_api.idempotency import KEY_PATTERN
 from events.position_token import PATTERN as POSITION_PATTERN
+from query_api.chats import ChatListQuery
 from query_api.consistency import HEADER as MIN_POSITION_HEADER
 from query_api.messages import MessageListQuery
-from query_api.pagination import PageQuery
 from services.http.middlewares import CORRELATION_ID_HEADER
 from services.http.models import (
     RESPONSE_MODELS,
@@ -79,10 +79,12 @@ EMOJI_QUERY = {"name": "emoji", "in": "query", "required": False,
 OPERATIONS: dict[tuple[str, str], Operation] = {
     ("POST", CHATS): Operation(
         "createChat", "Create a talk; the caller joins it", "talks", Talk, rq.CreateChatRequest,
-        description="A `normal` talk holds at most 2 participants."),
+        description="A `normal` talk holds at most 2 participants. A `normal` talk with "
+        "exactly one other agent answers the pair's active normal talk if there is one "
+        "(appending nothing)."),
     ("GET", CHATS): Operation(
         "listChats", "Talks the caller is in (not deleted), newest first", "talks", TalkList,
-        query=PageQuery, errors=QUERY_ERRORS),
+        query=ChatListQuery, errors=QUERY_ERRORS),
     ("GET", f"{CHATS}/{{chat_id}}"): Operation(
         "getChat", "A talk (participants only)", "talks", Talk, errors=QUERY_ERRORS),
     ("PUT", f"{CHATS}/{{chat_id}}"): Operation(
@@ -90,6 +92,21 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         rq.UpdateChatRequest),
     ("DELETE", f"{CHATS}/{{chat_id}}"): Operation(
         "deleteChat", "Soft-delete a talk (sets tm_delete)", "talks", Talk),
+    ("POST", f"{CHATS}/{{chat_id}}/close"): Operation(
+        "closeChat", "Close a talk (`status` `closed`); closing a closed talk is a no-op",
+        "talks", Talk, description="A closed talk refuses posting, editing, reacting and "
+        "adding participants (409 `talk-closed`); every read works. A talk also closes by "
+        "itself when its last participant leaves."),
+    ("POST", f"{CHATS}/{{chat_id}}/reopen"): Operation(
+        "reopenChat", "Reopen a closed talk (`status` `active`)", "talks", Talk,
+        description="Allowed to its participants and to anyone who was one when it closed; "
+        "if nobody is left, the caller rejoins. Reopening an active talk is a no-op."),
+    ("POST", f"{CHATS}/{{chat_id}}/read"): Operation(
+        "markChatRead", "Move the caller's read marker (answers the caller's participant)",
+        "talks", Participant, rq.MarkReadRequest, body_required=False,
+        description="`message_id` defaults to the talk's newest message. The marker never "
+        "moves back: a message at or before it changes nothing. Posting also moves the "
+        "author's marker to the new message. Published as `chat_read` to the reader alone."),
     ("GET", f"{CHATS}/{{chat_id}}/participants"): Operation(
         "listParticipants", "The participants of a talk", "participants", ParticipantList,
         errors=QUERY_ERRORS),

@@ -8,37 +8,39 @@ from typing import Any
 import psycopg
 from psycopg.rows import dict_row
 
-from events import catalogue as ev
 from events.envelope import START
 from events.postgres_store import read_all_on
-from query_api.resources import evolve_chat_row, evolve_message_row, participant_row
+from projector.replay_fold import fold
 
 
 async def fold_history(url: str) -> dict[str, dict[Any, dict]]:
-    chats: dict[Any, dict] = {}
-    participants: dict[Any, dict] = {}
-    messages: dict[Any, dict] = {}
+    """The whole history folded as one replay chunk (``projector.replay_fold.fold``), its
+    read-marker moves applied in memory as ``projector.read_markers`` applies them."""
+    events = []
     async with await psycopg.AsyncConnection.connect(url, autocommit=True, row_factory=dict_row) as conn:
         checkpoint = START
         while True:
             batch = await read_all_on(conn, checkpoint, 5000)
             if not batch:
                 break
-            for stored in batch:
-                event = stored.decode()
-                customer = stored.customer_id
-                if isinstance(event, (ev.ChatCreated, ev.ChatUpdated, ev.ChatDeleted,
-                                      ev.ParticipantJoined, ev.ParticipantLeft)):
-                    chats[event.chat_id] = evolve_chat_row(chats.get(event.chat_id), event, customer)
-                if isinstance(event, ev.ParticipantJoined):
-                    participants[event.participant_id] = participant_row(event, customer)
-                elif isinstance(event, ev.ParticipantLeft):
-                    participants.pop(event.participant_id, None)
-                elif hasattr(event, "message_id"):
-                    messages[event.message_id] = evolve_message_row(
-                        messages.get(event.message_id), event, customer)
+            events += [(stored.decode(), stored.customer_id) for stored in batch]
             checkpoint = batch[-1].checkpoint
-    return {"rm_chats": chats, "rm_participants": participants, "rm_messages": messages}
+    rows = fold(events, {}, {})
+    messages = {row["id"]: row for row in rows.messages.values() if row is not None}
+    participants = {row["id"]: row for row in rows.participants.values() if row is not None}
+    furthest: dict[tuple, tuple] = {}
+    for chat_id, owner_id, message_id, when in rows.moves:
+        seq = messages[message_id]["seq"]
+        if (chat_id, owner_id) not in furthest or seq > furthest[(chat_id, owner_id)][0]:
+            furthest[(chat_id, owner_id)] = (seq, message_id, when)
+    for row in participants.values():
+        move = furthest.get((row["chat_id"], row["owner_id"]))
+        if move is not None and move[0] > row["read_seq"]:
+            message = messages[move[1]]
+            row.update(read_seq=message["seq"], read_n=message["n"],
+                       last_read_message_id=message["id"], tm_read=move[2])
+    return {"rm_chats": {r["id"]: r for r in rows.chats.values() if r is not None},
+            "rm_participants": participants, "rm_messages": messages}
 
 
 async def live_tables(url: str) -> dict[str, dict[Any, dict]]:

@@ -15,15 +15,19 @@ from command_api.domain import rules
 from command_api.domain.commands import (
     AddParticipant,
     ChatCommand,
+    CloseChat,
     CreateChat,
     DeleteChat,
     RemoveParticipant,
+    ReopenChat,
     UpdateChat,
 )
 from command_api.domain.errors import Conflict, Forbidden, Invalid, NotFound
 from events.catalogue import (
+    ChatClosed,
     ChatCreated,
     ChatDeleted,
+    ChatReopened,
     ChatUpdated,
     Event,
     MessagePosted,
@@ -49,6 +53,10 @@ class ChatState:
     deleted: bool = False
     participants: tuple[tuple[UUID, UUID], ...] = ()
     version: int = 0
+    closed: bool = False
+    # who may reopen it: the participants when it closed (the last to leave, if all left)
+    closed_members: frozenset[UUID] = frozenset()
+    last_left: UUID | None = None
 
     @property
     def member_count(self) -> int:
@@ -95,7 +103,13 @@ def evolve_chat(state: ChatState, event: Event) -> ChatState:
             return replace(state, participants=(*others, (event.owner_id, event.participant_id)))
         case ParticipantLeft():
             kept = tuple(p for p in state.participants if p[1] != event.participant_id)
-            return replace(state, participants=kept)
+            return replace(state, participants=kept, last_left=event.owner_id)
+        case ChatClosed():
+            members = frozenset(state.owner_ids) or frozenset(
+                () if state.last_left is None else (state.last_left,))
+            return replace(state, closed=True, closed_members=members)
+        case ChatReopened():
+            return replace(state, closed=False, closed_members=frozenset())
     return state
 
 
@@ -127,6 +141,10 @@ def decide_chat(state: ChatState, command: ChatCommand) -> list[Event]:
             return _add(state, command)
         case RemoveParticipant():
             return _remove(state, command)
+        case CloseChat():
+            return _close(state, command)
+        case ReopenChat():
+            return _reopen(state, command)
     raise TypeError(f"not a chat command: {type(command).__name__}")
 
 
@@ -148,6 +166,12 @@ def require_participant(state: ChatState, actor_id: UUID, doing: str) -> None:
 def require_live(state: ChatState) -> None:
     if state.deleted:
         raise Conflict("the talk is deleted", "talk-deleted")
+
+
+def require_open(state: ChatState) -> None:
+    """409 ``talk-closed``: a closed talk takes no posts, edits, reactions or members."""
+    if state.closed:
+        raise Conflict("the talk is closed; reopen it first", "talk-closed")
 
 
 def _joined(chat_id: UUID, owner_id: UUID, participant_id: UUID, message_id: UUID,
@@ -236,6 +260,7 @@ def _add(state: ChatState, cmd: AddParticipant) -> list[Event]:
     if errors := rules.owner_type_errors(cmd.owner_type):
         raise Invalid("the participant is invalid", errors)
     require_live(state)
+    require_open(state)
     if state.is_participant(cmd.owner_id):
         raise Conflict("the agent is already a participant of the talk", "already-participant")
     if state.is_full():
@@ -256,8 +281,38 @@ def _remove(state: ChatState, cmd: RemoveParticipant) -> list[Event]:
     owner_id = state.owner_of(cmd.participant_id)
     if owner_id is None:
         raise NotFound("participant not found in this talk", "participant-not-found")
-    return [
+    events: list[Event] = [
         ParticipantLeft(chat_id=cmd.chat_id, participant_id=cmd.participant_id,
                         owner_type="agent", owner_id=owner_id, tm_left=cmd.now),
         system_message(cmd.chat_id, cmd.system_message_id, owner_id, "left", cmd.now),
     ]
+    if state.member_count == 1 and not state.closed:  # the last one leaves: it closes
+        events.append(ChatClosed(chat_id=cmd.chat_id, reason="all_left", tm_close=cmd.now))
+    return events
+
+
+def _close(state: ChatState, cmd: CloseChat) -> list[Event]:
+    require_chat(state, cmd.customer_id, cmd.chat_id)
+    require_participant(state, cmd.actor_id, "close it")
+    require_live(state)
+    if state.closed:
+        return []  # closing a closed talk is a no-op
+    return [ChatClosed(chat_id=cmd.chat_id, reason="closed", tm_close=cmd.now)]
+
+
+def _reopen(state: ChatState, cmd: ReopenChat) -> list[Event]:
+    """Anyone who was a participant when it closed may reopen it; if nobody is left, the
+    one reopening rejoins."""
+    require_chat(state, cmd.customer_id, cmd.chat_id)
+    if not (state.is_participant(cmd.actor_id)
+            or (state.closed and cmd.actor_id in state.closed_members)):
+        raise Forbidden("only participants (or, of a closed talk, those who were when it"
+                        " closed) may reopen it", "not-a-participant")
+    require_live(state)
+    if not state.closed:
+        return []  # reopening an active talk is a no-op
+    events: list[Event] = [ChatReopened(chat_id=cmd.chat_id, tm_reopen=cmd.now)]
+    if not state.is_participant(cmd.actor_id) and state.member_count == 0:
+        events += _joined(cmd.chat_id, cmd.actor_id, cmd.participant_id,
+                          cmd.system_message_id, cmd.now)
+    return events

@@ -117,5 +117,28 @@ class RemoveReaction(Command):
     emoji: str
 
 
-ChatCommand = CreateChat | UpdateChat | DeleteChat | AddParticipant | RemoveParticipant
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CloseChat(Command):
+    chat_id: UUID
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ReopenChat(Command):
+    """Reopen a closed talk; a former participant of an empty talk rejoins with these ids."""
+
+    chat_id: UUID
+    participant_id: UUID
+    system_message_id: UUID
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MarkRead(Command):
+    """Move the caller's read marker in ``chat_id`` to ``message_id``."""
+
+    chat_id: UUID
+    message_id: UUID
+
+
+ChatCommand = (CreateChat | UpdateChat | DeleteChat | AddParticipant | RemoveParticipant
+               | CloseChat | ReopenChat)
 MessageCommand = PostMessage | EditMessage | DeleteMessage | AddReaction | RemoveReaction

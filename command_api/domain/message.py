@@ -9,10 +9,17 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
+from datetime import datetime
 from uuid import UUID
 
 from command_api.domain import rules
-from command_api.domain.chat import ChatState, require_chat, require_live, require_participant
+from command_api.domain.chat import (
+    ChatState,
+    require_chat,
+    require_live,
+    require_open,
+    require_participant,
+)
 from command_api.domain.commands import (
     AddReaction,
     DeleteMessage,
@@ -22,6 +29,7 @@ from command_api.domain.commands import (
     RemoveReaction,
 )
 from command_api.domain.errors import Conflict, FieldError, Forbidden, Invalid, NotFound
+from command_api.domain.mentions import mentions_in
 from events.catalogue import (
     Event,
     MessageDeleted,
@@ -52,6 +60,7 @@ class MessageState:
     deleted: bool = False
     reactions: frozenset[tuple[UUID, str]] = frozenset()
     version: int = 0
+    tm_create: datetime | None = None
 
     def is_author(self, agent_id: UUID) -> bool:
         return self.owner_type == "agent" and self.owner_id == agent_id
@@ -68,7 +77,7 @@ def evolve_message(state: MessageState, event: Event) -> MessageState:
                 state, exists=True, message_id=event.message_id, chat_id=event.chat_id,
                 parent_id=event.parent_id, owner_type=event.owner_type,
                 owner_id=event.owner_id, type=event.type, text=event.text,
-                has_medias=bool(event.medias),
+                has_medias=bool(event.medias), tm_create=event.tm_create,
             )
         case MessageEdited():
             return replace(state, text=event.text)
@@ -146,6 +155,7 @@ def _post(chat: ChatState, message: MessageState, cmd: PostMessage,
     if errors:
         raise Invalid("the message is invalid", errors)
     require_live(chat)
+    require_open(chat)
     if message.exists:
         raise Conflict("a message with this id already exists", "message-exists")
     return [
@@ -153,6 +163,7 @@ def _post(chat: ChatState, message: MessageState, cmd: PostMessage,
             message_id=cmd.message_id, chat_id=cmd.chat_id, parent_id=cmd.parent_id,
             owner_type="agent", owner_id=cmd.actor_id, type="normal", text=cmd.text or "",
             medias=rules.to_medias(cmd.medias), tm_create=cmd.now,
+            mentions=mentions_in(cmd.text or "", chat.owner_ids),
         )
     ]
 
@@ -169,10 +180,11 @@ def _edit(chat: ChatState, message: MessageState, cmd: EditMessage) -> list[Even
     _require_author(chat, message, cmd, "edit")
     rules.validate_text(cmd.text, required=not message.has_medias)  # as when posting
     require_live(chat)
+    require_open(chat)
     if message.deleted:
         raise Conflict("the message is deleted", "message-deleted")
     return [MessageEdited(message_id=cmd.message_id, chat_id=chat.chat_id, text=cmd.text,
-                          tm_update=cmd.now)]
+                          mentions=mentions_in(cmd.text, chat.owner_ids), tm_update=cmd.now)]
 
 
 def _delete(chat: ChatState, message: MessageState, cmd: DeleteMessage) -> list[Event]:
@@ -190,6 +202,7 @@ def _reaction_checks(chat: ChatState, message: MessageState,
     require_participant(chat, cmd.actor_id, "react to messages")
     rules.validate_emoji(cmd.emoji)
     require_live(chat)
+    require_open(chat)
     if message.deleted:
         raise Conflict("the message is deleted", "message-deleted")
 

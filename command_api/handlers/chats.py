@@ -9,6 +9,7 @@ from aiohttp import web
 from command_api.domain.commands import CreateChat, DeleteChat, NewParticipant, UpdateChat
 from command_api.execution import decide_chat_command
 from command_api.http import execute
+from command_api.one_to_one import decide_create
 from command_api.rendering import render_chat
 from command_api.requests import CreateChatRequest, CreateTalkRequest, UpdateChatRequest
 from events.catalogue import chat_stream
@@ -33,7 +34,7 @@ def _create_command(request: web.Request, type_: str, name: str, detail: str,
 
 
 async def _run_create(request: web.Request, cmd: CreateChat) -> web.Response:
-    return await execute(request, lambda s: decide_chat_command(s, cmd), render_chat)
+    return await execute(request, lambda s: decide_create(s, cmd), render_chat)
 
 
 async def create_chat(request: web.Request) -> web.Response:

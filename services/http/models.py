@@ -43,6 +43,20 @@ class Talk(Resource):
     tm_update: OptionalTimestamp
     tm_delete: OptionalTimestamp = Field(description="set once the talk is deleted (a soft "
                                                      "delete: the talk still reads)")
+    status: Literal["active", "closed"] = Field(
+        description="`closed`: closed by a participant, or by itself when its last participant "
+                    "left; it refuses posts, edits, reactions and new participants (409 "
+                    "`talk-closed`) and serves every read")
+    # The talk as the caller sees it: GET answers (one talk, and the list) carry these.
+    unread_count: int | None = Field(
+        default=None, ge=0, description="(GET only) normal messages by others after the "
+                                        "caller's read marker, deleted ones not counted")
+    mention_count: int | None = Field(
+        default=None, ge=0, description="(GET only) of those, the ones mentioning the caller")
+    last_message: Message | None = Field(
+        default=None, description="(GET only) the newest message (any type), or null")
+    tm_last_message: OptionalTimestamp | None = Field(
+        default=None, description="(GET only) the newest message's `tm_create`; `\"\"` if none")
 
 
 class Participant(Resource):
@@ -54,6 +68,11 @@ class Participant(Resource):
     owner_id: UUID
     chat_id: UUID
     tm_joined: Timestamp
+    last_read_message_id: UUID | Literal[""] = Field(
+        description="the participant's read marker: the last message read (`POST "
+                    "talk_chats/{id}/read`, or their own post); `\"\"` until then")
+    tm_read: OptionalTimestamp = Field(description="when the marker last moved (clients show "
+                                                   "\"seen by\" from it); `\"\"` until then")
 
 
 class Media(Resource):
@@ -88,6 +107,8 @@ class Message(Resource):
     text: str
     medias: list[Media]
     metadata: MessageMetadata
+    mentions: list[UUID] = Field(description="the participants its text names as "
+                                             "`<@agent-id>` (re-evaluated by an edit)")
     reply_count: int = Field(ge=0, description="its direct replies (its thread's length, "
                                                "deleted replies included)")
     tm_last_reply: OptionalTimestamp = Field(description="the newest direct reply's "
@@ -210,3 +231,4 @@ class Problem(BaseModel):
 RESPONSE_MODELS: tuple[type[BaseModel], ...] = (
     Talk, Participant, Message, TalkList, ParticipantList, MessageList, MessageHistory, TalkAtMoment,
     AuditedMessageHistory, Problem)
+Talk.model_rebuild()

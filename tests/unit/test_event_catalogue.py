@@ -85,7 +85,8 @@ def test_every_event_has_a_read_model_applier():
 def test_every_row_changing_event_is_folded_by_the_row_folds():
     chat_row = {"id": AGENT, "customer_id": AGENT, "type": "group", "name": "base",
                 "detail": "base", "member_count": 1, "tm_create": NOW, "tm_update": None,
-                "tm_delete": None}
+                "tm_delete": None, "status": "active", "message_seq": 0, "normal_count": 0,
+                "last_message_id": None, "tm_last_message": None}
     message_row = {"id": AGENT, "customer_id": AGENT, "chat_id": AGENT, "parent_id": None,
                    "owner_type": "agent", "owner_id": AGENT, "type": "normal", "text": "base",
                    "medias": [], "reactions": [{"emoji": "sample", "owner_type": "agent",

@@ -30,10 +30,18 @@ MESSAGES = f"{V}/service_agents/talk_messages"
 
 TIMESTAMP = re.compile(r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}\.\d{6}$")
 CHAT_FIELDS = {"id", "customer_id", "type", "name", "detail", "member_count", "tm_create",
-               "tm_update", "tm_delete"}
-PARTICIPANT_FIELDS = {"id", "customer_id", "owner_type", "owner_id", "chat_id", "tm_joined"}
+               "tm_update", "tm_delete", "status"}
+# What a GET of talks adds: the talk as the caller sees it (Talk 1.1).
+VIEWER_FIELDS = {"unread_count", "mention_count", "last_message", "tm_last_message"}
+PARTICIPANT_FIELDS = {"id", "customer_id", "owner_type", "owner_id", "chat_id", "tm_joined",
+                      "last_read_message_id", "tm_read"}
 MESSAGE_FIELDS = {"id", "customer_id", "owner_type", "owner_id", "chat_id", "parent_id", "type",
-                  "text", "medias", "metadata", "tm_create", "tm_update", "tm_delete"}
+                  "text", "medias", "metadata", "tm_create", "tm_update", "tm_delete", "mentions"}
+
+
+def without_viewer(talk: dict) -> dict:
+    """A Talk as a GET answers it, less the caller's own fields (as commands answer it)."""
+    return {k: v for k, v in talk.items() if k not in VIEWER_FIELDS}
 REACTION_FIELDS = {"emoji", "owner_type", "owner_id", "tm_create"}
 PROBLEM_FIELDS = {"type", "title", "status", "detail", "request_id"}
 
