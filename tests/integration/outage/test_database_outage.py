@@ -7,7 +7,9 @@
 - a connection lost at COMMIT (or during an autocommit statement) says the outcome is
   unknown; lost before it, a transaction is known not to be stored;
 - the command API answers such a write 503 with ``Retry-After``, saying to retry with the
-  Idempotency-Key, and the retry with that key stores it once.
+  Idempotency-Key, and the retry with that key stores it once;
+- the gateway's membership check answers ``unavailable`` while the server is down only, and
+  recovers by itself.
 """
 
 from __future__ import annotations
@@ -211,3 +213,31 @@ async def test_a_write_without_a_key_cut_off_says_its_outcome_is_unknown(
     problem = await resp.json()
     assert problem["type"].endswith("/commit-outcome-unknown")
     assert "may or may not be stored" in problem["detail"]
+
+
+async def test_the_gateways_membership_check_is_unavailable_only_during_the_outage(
+        cluster: ThrowawayCluster, db: Database) -> None:
+    from query_api.consistency import ProjectionWatcher
+    from query_api.membership import MembershipStore
+    from services.gateway.membership import Membership
+
+    membership = Membership(MembershipStore(db), ProjectionWatcher(cluster.url("talk")),
+                            lag_wait=1.0)
+    talk = uuid4()  # no such talk: the answer is not_found while the read tables answer
+
+    async def verdict() -> str:
+        return (await membership.check(uuid4(), uuid4(), [talk]))[talk]
+
+    await _backend_pids(db)  # every pooled connection an open session
+    await asyncio.to_thread(cluster.restart_fast)
+    assert [await verdict() for _ in range(3 * POOL_SIZE)] == ["not_found"] * (3 * POOL_SIZE)
+
+    await asyncio.to_thread(cluster.stop_immediate)
+    assert await verdict() == "unavailable"
+    await asyncio.to_thread(cluster.start)
+    await wait_until(lambda: _is(verdict(), "not_found"), timeout=20,
+                     what="the membership check to recover by itself")
+
+
+async def _is(answer, expected: str) -> bool:
+    return await answer == expected
