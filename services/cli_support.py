@@ -20,6 +20,7 @@ Output goes to stdout; progress, diagnostics and summaries go to stderr.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from collections.abc import Callable
@@ -96,9 +97,14 @@ def fail(command: str, message: str, code: int = EXIT_USAGE) -> int:
 
 def run_tool(command: str, work: Callable[[], int]) -> int:
     """Run ``work`` and map the expected failures to exit codes, each with one line on stderr
-    and no traceback: a dependency down -> 3, :class:`UsageError` -> 2."""
+    and no traceback: a dependency down -> 3, :class:`UsageError` -> 2; stdout closed by its
+    reader -> 0."""
     try:
         return int(work() or 0)
+    except BrokenPipeError:  # the reader of stdout went away (e.g. `| head`): not an error
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # so that the exit's flush does not fail again
+        return EXIT_OK
     except Unavailable as exc:
         return fail(command, str(exc), EXIT_UNAVAILABLE)
     except UsageError as exc:

