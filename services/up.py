@@ -73,7 +73,7 @@ async def up_main(settings: Settings, host: str, port: int, stop: asyncio.Event,
     projection = start_projection(settings, projection_stop, inprocess)  # projector + publisher
     try:
         app = build_up_app(settings, feed)
-        app[READINESS_CHECKS]["projection"] = projection.check
+        app[READINESS_CHECKS].update(projection.readiness_checks())  # + rabbitmq, publish lag
         await serve_until(app, host, port, stop, settings.shutdown_timeout, "talk",
                           on_ready=on_ready)
     finally:
