@@ -36,7 +36,6 @@ import structlog
 from events.envelope import Checkpoint
 from events.upcasting import UPCASTERS, Upcasters
 from projector.checkpoints import load_checkpoint, lock_checkpoint
-from projector.progress import Progress
 from projector.read_schema import (
     LIVE_CHECKPOINT,
     check_schema_name,
@@ -49,6 +48,7 @@ from projector.read_schema import (
     version_schema,
 )
 from projector.replay import CHUNK_SIZE, Replay
+from services.cli_support import EXIT_OK, Progress, Unavailable, check_reachable, run_tool
 from services.db import Database, make_pool
 from services.retry import Backoff, pause
 from services.settings import Settings
@@ -240,19 +240,20 @@ def _pool_for(settings: Settings):
 
 def run_with_pool(settings: Settings, command: str,
                    work: Callable[[Database], Awaitable[int]]) -> int:
-    """Run one ``talk projections`` command on a small pool; 2 if another run holds the lock."""
+    """Run one ``talk projections`` command on a small pool; exit codes as
+    :mod:`services.cli_support` says (3 if Postgres is down or another run holds the lock)."""
     async def main() -> int:
+        await check_reachable(settings.require_database_url(), settings.db_connect_timeout)
         pool = _pool_for(settings)
-        await pool.open()
+        await pool.open(wait=True, timeout=settings.db_connect_timeout * 2)
         try:
             return await work(Database(pool))
         except ReplayBusy as exc:
-            print(f"talk projections {command}: {exc}", flush=True)
-            return 2
+            raise Unavailable(str(exc)) from None
         finally:
             await pool.close()
 
-    return asyncio.run(main())
+    return run_tool(f"projections {command}", lambda: asyncio.run(main()))
 
 
 def run_rebuild(settings: Settings, args: argparse.Namespace) -> int:
@@ -264,7 +265,7 @@ def run_rebuild(settings: Settings, args: argparse.Namespace) -> int:
               + ("" if result.old_schema_dropped else
                  "; the old copy is still in use and is dropped by the next rebuild"),
               flush=True)
-        return 0
+        return EXIT_OK
 
     return run_with_pool(settings, "rebuild", rebuild)
 

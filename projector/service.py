@@ -16,6 +16,7 @@ from services.db import Database, make_pool
 from services.gateway.inprocess_feed import InProcessFeed
 from services.http.app import create_base_app, install_stop_signals, serve_until
 from services.http.health import READINESS_CHECKS
+from services.migrate import schema_check
 from services.settings import Settings
 
 
@@ -79,6 +80,7 @@ def start_projection(settings: Settings, stop: asyncio.Event,
 def health_app(settings: Settings, db: Database, projection: Projection) -> web.Application:
     app = create_base_app(settings, "projector", authenticate=False)
     app[READINESS_CHECKS]["postgres"] = db.ping
+    app[READINESS_CHECKS]["schema"] = schema_check(db)
     app[READINESS_CHECKS].update(projection.readiness_checks())
     return app
 

@@ -6,8 +6,33 @@ environment anywhere else.
 
 from __future__ import annotations
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+MIN_JWT_SECRET_BYTES = 32  # HS256: a key of at least the hash's 256 bits
+MAKE_A_SECRET = ("make one with `talk secret` (or python3 -c 'import secrets; "
+                 "print(secrets.token_urlsafe(48))')")
+# Secrets printed in this repository's deploy files and docs, or in earlier versions of them:
+# public, so refused whatever their length.
+KNOWN_PLACEHOLDER_SECRETS = frozenset({
+    "local-dev-secret-change-me-0123456789abcdef",
+    "CHANGE-ME-to-at-least-32-random-bytes",
+    "CHANGE-ME",
+    "change-me",
+    "changeme",
+    "secret",
+})
+
+
+def jwt_secret_problem(value: str) -> str | None:
+    """Why ``value`` cannot be the JWT secret, or None if it can."""
+    if value in KNOWN_PLACEHOLDER_SECRETS or "change-me" in value.lower():
+        return f"TALK_JWT_SECRET is a published placeholder, not a secret: {MAKE_A_SECRET}"
+    size = len(value.encode("utf-8"))
+    if size < MIN_JWT_SECRET_BYTES:
+        return (f"TALK_JWT_SECRET is {size} bytes long; it must be at least "
+                f"{MIN_JWT_SECRET_BYTES} random bytes: {MAKE_A_SECRET}")
+    return None
 
 
 class Settings(BaseSettings):
@@ -18,6 +43,17 @@ class Settings(BaseSettings):
     database_url: str | None = Field(default=None, description="PostgreSQL URL (libpq form).")
     amqp_url: str | None = Field(default=None, description="RabbitMQ URL; unset: no publishing.")
     jwt_secret: SecretStr | None = Field(default=None, description="HS256 secret for JWTs.")
+
+    @field_validator("jwt_secret")
+    @classmethod
+    def _strong_jwt_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        """A weak secret refuses to start: every process that reads it stops here."""
+        if value is None or not value.get_secret_value():
+            return None
+        problem = jwt_secret_problem(value.get_secret_value())
+        if problem:
+            raise ValueError(problem)
+        return value
 
     # Ports and bind address of each service.
     host: str = Field(default="0.0.0.0", description="Bind address of the HTTP services.")
@@ -85,10 +121,23 @@ class Settings(BaseSettings):
 
     def require_jwt_secret(self) -> str:
         if self.jwt_secret is None or not self.jwt_secret.get_secret_value():
-            raise SystemExit("TALK_JWT_SECRET is not set")
+            raise SystemExit(f"TALK_JWT_SECRET is not set: {MAKE_A_SECRET}")
         return self.jwt_secret.get_secret_value()
+
+
+class InvalidSettings(ValueError):
+    """Settings that refuse to start; the message names each setting and what is wrong,
+    never the value (it may be a secret)."""
 
 
 def load_settings(**overrides: object) -> Settings:
     """Read the environment once; ``overrides`` win (used by the CLI and by tests)."""
-    return Settings(**overrides)  # type: ignore[arg-type]
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        lines = []
+        for error in exc.errors(include_input=False, include_url=False):
+            name = "TALK_" + "_".join(str(part) for part in error["loc"]).upper()
+            message = error["msg"].removeprefix("Value error, ")
+            lines.append(message if message.startswith(name) else f"{name}: {message}")
+        raise InvalidSettings("; ".join(lines)) from None
