@@ -2,9 +2,9 @@
 
 Every service maps Postgres errors here, in one place: a connection that could not be had
 within the connect timeout or was lost (:class:`services.db.DatabaseUnavailable`, the pool's
-``PoolTimeout``) and any other ``psycopg.OperationalError`` (the server shutting down,
-a statement cancelled) are an outage, not a bug: the request middleware answers them with
-:func:`outage_problem` and logs one warning line, no traceback. A write whose COMMIT was
+``PoolTimeout``) and a server that cannot serve for now (shutting down or starting up, out
+of connections, a statement cancelled) are an outage, not a bug: the request middleware
+answers them with :func:`outage_problem` and logs one warning line, no traceback. A write whose COMMIT was
 cut off may or may not be stored: :func:`outcome_unknown_problem` says so, and how to find
 out (retry with the same ``Idempotency-Key``).
 """
@@ -24,9 +24,22 @@ def _retry_after() -> dict[str, str]:
     return {"Retry-After": str(RETRY_AFTER_SECONDS)}
 
 
+# SQLSTATE classes of a server that cannot serve now, whatever the request: connection
+# exceptions, insufficient resources (too many connections, disk full), operator intervention
+# (shutting down, starting up, a cancelled statement); and a lock not had in time.
+TRANSIENT_CLASSES = ("08", "53", "57")
+TRANSIENT_STATES = ("55P03",)
+
+
 def is_outage(exc: BaseException) -> bool:
-    """Whether ``exc`` means a dependency could not be used (answered 503, not 500)."""
-    return isinstance(exc, psycopg.OperationalError)
+    """Whether ``exc`` means a dependency could not be used (answered 503, not 500): a lost or
+    refused connection, the pool's timeout (no SQLSTATE: the client's own errors), or a
+    transient server state. An ``OperationalError`` about the request itself (a program
+    limit exceeded, say) stays a 500: retrying it would not help."""
+    if not isinstance(exc, psycopg.OperationalError):
+        return False
+    state = exc.sqlstate
+    return state is None or state[:2] in TRANSIENT_CLASSES or state in TRANSIENT_STATES
 
 
 def outage_problem(exc: BaseException) -> Problem | None:
