@@ -57,6 +57,7 @@ class ChatState:
     # who may reopen it: the participants when it closed (the last to leave, if all left)
     closed_members: frozenset[UUID] = frozenset()
     last_left: UUID | None = None
+    member_ids: frozenset[UUID] = frozenset()  # the owners of ``participants``, for lookups
 
     @property
     def member_count(self) -> int:
@@ -67,7 +68,7 @@ class ChatState:
         return tuple(owner for owner, _ in self.participants)
 
     def is_participant(self, owner_id: UUID) -> bool:
-        return any(owner == owner_id for owner, _ in self.participants)
+        return owner_id in self.member_ids  # O(1): a post into a talk of 1,000 costs as into 2
 
     def participant_id_of(self, owner_id: UUID) -> UUID | None:
         return next((pid for owner, pid in self.participants if owner == owner_id), None)
@@ -100,10 +101,12 @@ def evolve_chat(state: ChatState, event: Event) -> ChatState:
             return replace(state, deleted=True)
         case ParticipantJoined():
             others = tuple(p for p in state.participants if p[0] != event.owner_id)
-            return replace(state, participants=(*others, (event.owner_id, event.participant_id)))
+            return replace(state, participants=(*others, (event.owner_id, event.participant_id)),
+                           member_ids=state.member_ids | {event.owner_id})
         case ParticipantLeft():
             kept = tuple(p for p in state.participants if p[1] != event.participant_id)
-            return replace(state, participants=kept, last_left=event.owner_id)
+            return replace(state, participants=kept, last_left=event.owner_id,
+                           member_ids=frozenset(owner for owner, _ in kept))
         case ChatClosed():
             members = frozenset(state.owner_ids) or frozenset(
                 () if state.last_left is None else (state.last_left,))

@@ -163,7 +163,7 @@ def _post(chat: ChatState, message: MessageState, cmd: PostMessage,
             message_id=cmd.message_id, chat_id=cmd.chat_id, parent_id=cmd.parent_id,
             owner_type="agent", owner_id=cmd.actor_id, type="normal", text=cmd.text or "",
             medias=rules.to_medias(cmd.medias), tm_create=cmd.now,
-            mentions=mentions_in(cmd.text or "", chat.owner_ids),
+            mentions=mentions_in(cmd.text or "", chat.member_ids),
         )
     ]
 
@@ -184,7 +184,7 @@ def _edit(chat: ChatState, message: MessageState, cmd: EditMessage) -> list[Even
     if message.deleted:
         raise Conflict("the message is deleted", "message-deleted")
     return [MessageEdited(message_id=cmd.message_id, chat_id=chat.chat_id, text=cmd.text,
-                          mentions=mentions_in(cmd.text, chat.owner_ids), tm_update=cmd.now)]
+                          mentions=mentions_in(cmd.text, chat.member_ids), tm_update=cmd.now)]
 
 
 def _delete(chat: ChatState, message: MessageState, cmd: DeleteMessage) -> list[Event]:
