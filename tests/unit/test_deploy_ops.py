@@ -213,7 +213,8 @@ def test_the_dashboard_reads_exported_metrics_and_shows_every_metric_readme_list
     listed = set(re.findall(r"`(talk_[a-z0-9_]+)(?:\{[^}`]*\})?`", readme))
     listed = {n for n in listed if n in exported_metrics()}
     assert "talk_projection_lag_events" in listed
-    assert listed <= shown, f"README lists metrics the dashboard lacks: {listed - shown}"
+    assert listed <= shown, (f"README lists metrics the dashboard lacks: {listed - shown}; add a "
+                             "panel for each to deploy/k8s/ops/grafana-dashboard.json")
     ids = [p["id"] for p in board["panels"]]
     assert len(ids) == len(set(ids))
 
