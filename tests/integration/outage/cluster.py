@@ -43,18 +43,23 @@ def server_bindir() -> Path:
 
 class ThrowawayCluster:
     """``start()`` once; then ``restart_fast()``, ``stop_immediate()``, ``start()`` again;
-    ``remove()`` stops it and deletes its files."""
+    ``remove()`` stops it and deletes its files. ``options``: more server settings
+    (``name=value``); ``initdb=False`` leaves the data directory to be made otherwise (a
+    standby's, by ``pg_basebackup``: tests/integration/standby/replication.py)."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, options: tuple[str, ...] = (), initdb: bool = True,
+                 prefix: str = "talk-outage-") -> None:
         self.bindir = server_bindir()
         self.port = free_port()
-        self.root = Path(tempfile.mkdtemp(prefix="talk-outage-"))
+        self.root = Path(tempfile.mkdtemp(prefix=prefix))
         self.pgdata = self.root / "pgdata"
         self.log = self.root / "postgres.log"
+        self.options = options
         self._owner = _system_owner()  # None unless we are root
         if self._owner is not None:
             os.chown(self.root, *self._owner)
-        self._initdb()
+        if initdb:
+            self._initdb()
 
     @property
     def admin_url(self) -> str:
@@ -88,8 +93,17 @@ class ThrowawayCluster:
     def start(self) -> None:
         options = (f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 "
                    "-c fsync=off -c full_page_writes=off "
-                   "-c shared_buffers=16MB -c max_connections=60")
+                   "-c shared_buffers=16MB -c max_connections=60"
+                   + "".join(f" -c {option}" for option in self.options))
         self._pg_ctl("start", "-w", "-t", "30", "-o", options)
+
+    def ensure_running(self) -> None:
+        """Start it if it is not running (``pg_ctl status`` exits 3 then)."""
+        status = subprocess.run([str(self.bindir / "pg_ctl"), "-D", str(self.pgdata), "status"],
+                                stdin=subprocess.DEVNULL, capture_output=True, cwd=self.root,
+                                **self._as_owner())
+        if status.returncode == 3:
+            self.start()
 
     def restart_fast(self) -> None:
         """``pg_ctl restart -m fast``: sessions are ended, the server is back at once."""

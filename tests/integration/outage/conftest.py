@@ -1,10 +1,12 @@
-"""A throw-away PostgreSQL cluster per test (tests/integration/outage/cluster.py), started,
-with a migrated database ``talk``; stopped and deleted afterwards."""
+"""A throw-away PostgreSQL cluster (tests/integration/outage/cluster.py), started, with a
+migrated database ``talk``; stopped and deleted afterwards. ``cluster`` is one per test;
+``module_cluster`` one per module (started again before each test if a test left it down)."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import psycopg
 import pytest
@@ -12,8 +14,8 @@ import pytest
 from tests.integration.outage.cluster import ThrowawayCluster
 
 
-@pytest.fixture()
-def cluster() -> Iterator[ThrowawayCluster]:
+@contextmanager
+def _migrated_cluster() -> Iterator[ThrowawayCluster]:
     from services.migrate import apply_migrations
 
     try:
@@ -28,3 +30,21 @@ def cluster() -> Iterator[ThrowawayCluster]:
         yield server
     finally:
         server.remove()
+
+
+@pytest.fixture()
+def cluster() -> Iterator[ThrowawayCluster]:
+    with _migrated_cluster() as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def _module_cluster() -> Iterator[ThrowawayCluster]:
+    with _migrated_cluster() as server:
+        yield server
+
+
+@pytest.fixture()
+def module_cluster(_module_cluster: ThrowawayCluster) -> ThrowawayCluster:
+    _module_cluster.ensure_running()
+    return _module_cluster

@@ -33,6 +33,12 @@ POOL_SIZE = 4
 CHATS = "/v1.0/service_agents/talk_chats"
 
 
+@pytest.fixture()
+def cluster(module_cluster: ThrowawayCluster) -> ThrowawayCluster:
+    """One server for the module's tests (each leaves it running, or it is started again)."""
+    return module_cluster
+
+
 def _settings(cluster: ThrowawayCluster) -> Settings:
     return Settings(database_url=cluster.url("talk"), jwt_secret=TEST_SECRET,
                     db_connect_timeout=2.0, log_level="WARNING")
