@@ -52,10 +52,6 @@ class ReplaySlots:
         self._all = asyncio.Semaphore(total)
         self._by_key: dict[tuple[str, ...], tuple[asyncio.Semaphore, int]] = {}
 
-    def holding(self) -> int:
-        """Slots in use right now."""
-        return self.total - self._all._value  # noqa: SLF001 (asyncio keeps no public count)
-
     @asynccontextmanager
     async def _key(self, key: tuple[str, ...], size: int) -> AsyncIterator[None]:
         sem, users = self._by_key.get(key, (None, 0))
