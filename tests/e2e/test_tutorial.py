@@ -23,6 +23,14 @@ TIMESTAMP = re.compile(r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}\.\d{6}$")
 PROBLEM_JSON = "application/problem+json"
 
 
+VIEWER_FIELDS = ("unread_count", "mention_count", "last_message", "tm_last_message")
+
+
+def talk_of(seen: dict) -> dict:
+    """A talk as a GET answers it, less the caller's own view of it (Talk 1.1)."""
+    return {k: v for k, v in seen.items() if k not in VIEWER_FIELDS}
+
+
 def ts(value: Any) -> str:
     assert isinstance(value, str) and TIMESTAMP.match(value), value
     return value
@@ -93,22 +101,24 @@ async def test_the_tutorial(talk_up):
                                           "detail": "Tier 2 escalations"})
     assert chat == {"id": chat["id"], "customer_id": cid, "type": "group", "name": "Support Team",
                     "detail": "Tier 2 escalations", "member_count": 1,
-                    "tm_create": ts(chat["tm_create"]), "tm_update": "", "tm_delete": ""}
+                    "tm_create": ts(chat["tm_create"]), "tm_update": "", "tm_delete": "", "status": "active"}
     UUID(chat["id"])
     chat_path = f"{CHATS}/{chat['id']}"
-    assert await alice.ok("GET", chat_path) == chat
+    assert talk_of(await alice.ok("GET", chat_path)) == chat
 
     # 2. She adds Bob.
     bob_p = await alice.ok("POST", f"{chat_path}/participants",
                            {"owner_type": "agent", "owner_id": bob.id})
     assert bob_p == {"id": bob_p["id"], "customer_id": cid, "owner_type": "agent",
-                     "owner_id": bob.id, "chat_id": chat["id"], "tm_joined": ts(bob_p["tm_joined"])}
+                     "owner_id": bob.id, "chat_id": chat["id"], "tm_joined": ts(bob_p["tm_joined"]),
+                     "last_read_message_id": "", "tm_read": ""}
     assert bob_p["tm_joined"] >= chat["tm_create"]
     participants = await bob.ok("GET", f"{chat_path}/participants")
     assert participants["next_page_token"] == ""
     alice_p = next(p for p in participants["result"] if p["owner_id"] == alice.id)
     assert alice_p == {"id": alice_p["id"], "customer_id": cid, "owner_type": "agent",
-                       "owner_id": alice.id, "chat_id": chat["id"], "tm_joined": chat["tm_create"]}
+                       "owner_id": alice.id, "chat_id": chat["id"], "tm_joined": chat["tm_create"],
+                       "last_read_message_id": "", "tm_read": ""}
     assert sorted(participants["result"], key=lambda p: p["owner_id"]) == sorted(
         [alice_p, bob_p], key=lambda p: p["owner_id"])
     assert (await bob.ok("GET", chat_path))["member_count"] == 2
@@ -121,7 +131,8 @@ async def test_the_tutorial(talk_up):
     assert hello == {"id": hello["id"], "customer_id": cid, "owner_type": "agent",
                      "owner_id": alice.id, "chat_id": chat["id"], "parent_id": "", "type": "normal",
                      "text": "Can someone look at this?", "medias": [media],
-                     "metadata": {"reactions": []}, "tm_create": ts(hello["tm_create"]),
+                     "metadata": {"reactions": []}, "mentions": [],
+                     "tm_create": ts(hello["tm_create"]),
                      "tm_update": "", "tm_delete": ""}
 
     # 4. Bob replies in the thread.
@@ -130,7 +141,8 @@ async def test_the_tutorial(talk_up):
     assert reply == {"id": reply["id"], "customer_id": cid, "owner_type": "agent",
                      "owner_id": bob.id, "chat_id": chat["id"], "parent_id": hello["id"],
                      "type": "normal", "text": "On it.", "medias": [],
-                     "metadata": {"reactions": []}, "tm_create": ts(reply["tm_create"]),
+                     "metadata": {"reactions": []}, "mentions": [],
+                     "tm_create": ts(reply["tm_create"]),
                      "tm_update": "", "tm_delete": ""}
     assert reply["tm_create"] >= hello["tm_create"]
 
@@ -150,7 +162,8 @@ async def test_the_tutorial(talk_up):
     assert joins[0] == {"id": joins[0]["id"], "customer_id": cid, "owner_type": "system",
                         "owner_id": bob.id, "chat_id": chat["id"], "parent_id": "",
                         "type": "system", "text": joins[0]["text"], "medias": [],
-                        "metadata": {"reactions": []}, "tm_create": bob_p["tm_joined"],
+                        "metadata": {"reactions": []}, "mentions": [],
+                        "tm_create": bob_p["tm_joined"],
                         "tm_update": "", "tm_delete": ""}
     assert joins[1]["owner_type"] == "system" and joins[1]["owner_id"] == alice.id
     assert joins[1]["tm_create"] == chat["tm_create"] and "joined" in joins[1]["text"]
@@ -159,7 +172,10 @@ async def test_the_tutorial(talk_up):
     assert thread == {"result": [reacted], "next_page_token": ""}
     assert await alice.ok("GET", f"{MESSAGES}/{reply['id']}") == reacted
     mine = await bob.ok("GET", CHATS)
-    assert mine == {"result": [{**chat, "member_count": 2}], "next_page_token": ""}
+    # Bob's view: Alice's message came after he joined, his reply marked the talk read.
+    assert mine == {"result": [{**chat, "member_count": 2, "unread_count": 0,
+                                "mention_count": 0, "last_message": reacted,
+                                "tm_last_message": reply["tm_create"]}], "next_page_token": ""}
 
     # 7. Alice removes Bob: he is answered as he was, a system message says he left.
     removed = await alice.ok("DELETE", f"{chat_path}/participants/{bob_p['id']}")
@@ -172,7 +188,7 @@ async def test_the_tutorial(talk_up):
     assert (left_message["owner_type"], left_message["owner_id"], left_message["type"]) == (
         "system", bob.id, "system")
     assert "left" in left_message["text"] and left_message["tm_create"] >= reaction["tm_create"]
-    after = await alice.ok("GET", chat_path)
+    after = talk_of(await alice.ok("GET", chat_path))
     assert after == {**chat, "member_count": 1}
     assert [p["owner_id"] for p in (await alice.ok("GET", f"{chat_path}/participants"))["result"]] \
         == [alice.id]
@@ -181,7 +197,7 @@ async def test_the_tutorial(talk_up):
     deleted = await alice.ok("DELETE", chat_path)
     assert deleted == {**chat, "member_count": 1, "tm_update": ts(deleted["tm_delete"]),
                        "tm_delete": ts(deleted["tm_delete"])}
-    assert await alice.ok("GET", chat_path) == deleted
+    assert talk_of(await alice.ok("GET", chat_path)) == deleted
     assert await alice.ok("GET", CHATS) == {"result": [], "next_page_token": ""}
     status, ctype, problem = await alice.call("POST", MESSAGES, {"chat_id": chat["id"], "text": "hi"})
     assert (status, ctype, problem["status"]) == (409, PROBLEM_JSON, 409)
