@@ -12,6 +12,7 @@ from typing import Any
 from uuid import UUID
 
 from command_api.domain.commands import MarkRead
+from command_api.domain.message import MessageState
 from command_api.domain.read import ReadMarker, decide_read, fold_read
 from command_api.execution import (
     CommandResponse,
@@ -39,7 +40,8 @@ async def decide_mark_read(store: EventStore, cmd: MarkRead, seen: dict[str, Any
         message_id, tm_read, tm_create = projected
         if marker.marker is None or (tm_create, message_id) > marker.marker:
             marker = ReadMarker((tm_create, message_id), message_id, tm_read, marker.version)
-    message = (await load_message(store, cmd.message_id))[0]
+    message = (await load_message(store, cmd.message_id))[0] if cmd.message_id else None
+    message = message or MessageState()
     events = decide_read(chat, marker, message, cmd)
     seen["marker"] = marker
     return Decision(group_appends(events, {marker_stream: marker.version}), events,

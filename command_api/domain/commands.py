@@ -133,10 +133,11 @@ class ReopenChat(Command):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class MarkRead(Command):
-    """Move the caller's read marker in ``chat_id`` to ``message_id``."""
+    """Move the caller's read marker in ``chat_id`` to ``message_id`` (None: the talk has no
+    message yet, nothing to read)."""
 
     chat_id: UUID
-    message_id: UUID
+    message_id: UUID | None
 
 
 ChatCommand = (CreateChat | UpdateChat | DeleteChat | AddParticipant | RemoveParticipant

@@ -57,6 +57,8 @@ def decide_read(chat: ChatState, marker: ReadMarker, message: MessageState,
     message of another talk. Reading works in a closed talk too."""
     require_chat(chat, cmd.customer_id, cmd.chat_id)
     require_participant(chat, cmd.actor_id, "mark it read")
+    if cmd.message_id is None:
+        return []  # no message to read yet
     if (not message.exists or message.message_id != cmd.message_id
             or message.chat_id != cmd.chat_id or message.tm_create is None):
         raise Invalid.field("message_id", "must be a message of this talk")

@@ -19,6 +19,7 @@ from services.http.bodies import parse_model, read_json
 from services.http.context import DATABASE
 from services.http.middlewares import caller_of
 from services.http.paths import path_uuid
+from services.http.problems import Problem
 from services.timefmt import utcnow
 
 
@@ -44,14 +45,15 @@ async def mark_read(request: web.Request) -> web.Response:
     """``{"message_id"?}``; without it, the newest message the read tables know."""
     chat_id = path_uuid(request, "chat_id")
     data = await read_json(request)
-    body = parse_model(MarkReadRequest, data if isinstance(data, dict) else {"": data},
-                       what="body")
+    if not isinstance(data, dict):
+        raise Problem(400, "the body must be a JSON object: {\"message_id\"?}")
+    body = parse_model(MarkReadRequest, data, what="body")
     caller = caller_of(request)
     message_id: UUID | None = body.message_id
     if message_id is None:
         message_id = await newest_message(request.app[DATABASE], caller.customer_id, chat_id)
     cmd = MarkRead(customer_id=caller.customer_id, actor_id=caller.agent_id, now=utcnow(),
-                   chat_id=chat_id, message_id=message_id or chat_id)
+                   chat_id=chat_id, message_id=message_id)
     seen: dict[str, Any] = {"projected": await projected_marker(
         request.app[DATABASE], caller.customer_id, chat_id, caller.agent_id)}
     return await execute(request, lambda s: decide_mark_read(s, cmd, seen),

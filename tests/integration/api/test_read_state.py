@@ -5,6 +5,7 @@ on participants; ``last_message``; marking read never conflicting with posting."
 from __future__ import annotations
 
 import asyncio
+from uuid import uuid4
 
 from tests.integration.api.conftest import CHATS, MESSAGES, VIEWER_FIELDS
 
@@ -97,6 +98,9 @@ async def test_read_rules(talk):
     await bob.problem(400, "POST", f"{CHATS}/{chat['id']}/read",
                       json={"message_id": elsewhere["id"]})
     await bob.problem(400, "POST", f"{CHATS}/{chat['id']}/read", json={"message_id": "nope"})
+    await bob.problem(400, "POST", f"{CHATS}/{chat['id']}/read", json=[])
+    await bob.problem(400, "POST", f"{CHATS}/{chat['id']}/read",
+                      json={"message_id": str(uuid4())})
 
 
 async def test_a_new_participant_starts_with_nothing_unread(talk):
