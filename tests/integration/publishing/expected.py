@@ -1,6 +1,8 @@
 """What the publisher should have published for one customer, worked out from the event store
-on the test's side: the event names and routing keys of DESIGN, ``data`` from the query API's
-pure row folds and resource formatters, ``audience`` from the talk's membership."""
+on the test's side: the event names and routing keys of DESIGN, ``data`` from the events'
+own payloads (:mod:`tests.integration.publishing.oracle`, no function of the service),
+``audience`` from the talk's membership; and the newest ``data`` of each resource compared
+with what the query API answers for it."""
 
 from __future__ import annotations
 
@@ -8,29 +10,23 @@ from typing import Any
 from uuid import UUID
 
 import psycopg
+from aiohttp.test_utils import TestClient
 from psycopg.rows import dict_row
 
-from events import catalogue as ev
 from events.envelope import START, StoredEvent
 from events.postgres_store import read_all_on
-from query_api.resources import (
-    chat_resource,
-    evolve_chat_row,
-    evolve_message_row,
-    message_resource,
-    participant_resource,
-    participant_row,
-)
+from tests.integration.publishing.oracle import Oracle
 from tests.integration.publishing.tap import Received
-from tests.support import wait_until
+from tests.support import bearer, wait_until
 
-# DESIGN, "Published stream".
+# DESIGN, "Published stream" (and Talk 1.1's events).
 NAMES = {
-    ev.ChatCreated: "chat_created", ev.ChatUpdated: "chat_updated", ev.ChatDeleted: "chat_deleted",
-    ev.ParticipantJoined: "participant_joined", ev.ParticipantLeft: "participant_left",
-    ev.MessagePosted: "message_created", ev.MessageEdited: "message_updated",
-    ev.MessageDeleted: "message_deleted", ev.ReactionAdded: "reaction_added",
-    ev.ReactionRemoved: "reaction_removed",
+    "ChatCreated": "chat_created", "ChatUpdated": "chat_updated", "ChatDeleted": "chat_deleted",
+    "ChatClosed": "chat_closed", "ChatReopened": "chat_reopened", "ChatRead": "chat_read",
+    "ParticipantJoined": "participant_joined", "ParticipantLeft": "participant_left",
+    "MessagePosted": "message_created", "MessageEdited": "message_updated",
+    "MessageDeleted": "message_deleted", "ReactionAdded": "reaction_added",
+    "ReactionRemoved": "reaction_removed",
 }
 
 
@@ -46,8 +42,9 @@ async def stored_events(url: str, customer_id: UUID) -> list[StoredEvent]:
 
 
 async def expected_bodies(url: str, customer_id: UUID, through: int) -> list[dict[str, Any]]:
-    """Every body to be published for the customer, in order (``audience`` sorted), once the
-    store's reads have passed ``through`` (the position of the customer's last event)."""
+    """Every body to be published for the customer, in order (``audience`` sorted; ``data``
+    holding the fields the oracle knows), once the store's reads have passed ``through``
+    (the position of the customer's last event)."""
 
     async def through_last() -> list[StoredEvent] | None:
         # A transaction still open anywhere on the server holds the reads back (tx_id < xmin).
@@ -56,44 +53,33 @@ async def expected_bodies(url: str, customer_id: UUID, through: int) -> list[dic
 
     events = await wait_until(through_last, what="the store's reads to pass the last event")
     decoded = [s.decode() for s in events]
-    chats: dict[UUID, dict] = {}
-    members: dict[UUID, dict[UUID, dict]] = {}
-    messages: dict[UUID, dict] = {}
-    creating_tx: dict[UUID, int] = {}  # talk -> the transaction that created it
+    oracle = Oracle(customer_id)
+    members: dict[str, set[str]] = {}  # talk -> its agents
+    created_in: dict[str, int] = {}  # talk -> the transaction that created it
     bodies = []
     for stored, event in zip(events, decoded, strict=True):
-        talk = members.setdefault(event.chat_id, {})
-        if isinstance(event, (ev.ChatCreated, ev.ChatUpdated, ev.ChatDeleted,
-                              ev.ParticipantJoined, ev.ParticipantLeft)):
-            chats[event.chat_id] = evolve_chat_row(chats.get(event.chat_id), event, customer_id)
-        left = None
-        if isinstance(event, ev.ParticipantJoined):
-            talk[event.participant_id] = participant_row(event, customer_id)
-            data = participant_resource(talk[event.participant_id])
-        elif isinstance(event, ev.ParticipantLeft):
-            left = talk.pop(event.participant_id)
-            data = participant_resource(left)
-        elif isinstance(event, (ev.ChatCreated, ev.ChatUpdated, ev.ChatDeleted)):
-            data = chat_resource(chats[event.chat_id])
-        else:
-            messages[event.message_id] = evolve_message_row(messages.get(event.message_id),
-                                                            event, customer_id)
-            data = message_resource(messages[event.message_id])
-        audience = {str(row["owner_id"]) for row in talk.values()}
-        if left is not None:
-            audience.add(str(left["owner_id"]))
-        if isinstance(event, ev.ChatCreated):  # the participants it is created with
+        chat = str(event.chat_id)
+        talk = members.setdefault(chat, set())
+        data = oracle.data(stored.type, event)
+        if stored.type == "ParticipantJoined":
+            talk.add(str(event.owner_id))
+        audience = set(talk)
+        if stored.type == "ParticipantJoined" and created_in.get(chat) == stored.tx_id:
+            audience = {str(event.owner_id)}  # a creating join: the others learn it from
+            # chat_created (N members told of N joins each would be N x N)
+        elif stored.type == "ParticipantLeft":
+            talk.discard(str(event.owner_id))  # the one who left is told too
+        elif stored.type == "ChatRead":
+            audience = {str(event.owner_id)}  # the reader alone
+        elif stored.type == "ChatCreated":  # the participants it is created with
+            created_in[chat] = stored.tx_id
             audience = {str(e.owner_id) for s, e in zip(events, decoded, strict=True)
-                        if s.tx_id == stored.tx_id and isinstance(e, ev.ParticipantJoined)
-                        and e.chat_id == event.chat_id}
-            creating_tx[event.chat_id] = stored.tx_id
-        if isinstance(event, ev.ParticipantJoined) and \
-                creating_tx.get(event.chat_id) == stored.tx_id:
-            audience = {str(event.owner_id)}  # a join of the creation: the joining agent
+                        if s.tx_id == stored.tx_id and s.type == "ParticipantJoined"
+                        and str(e.chat_id) == chat}
         bodies.append({
-            "type": NAMES[type(event)], "event_id": str(stored.event_id),
+            "type": NAMES[stored.type], "event_id": str(stored.event_id),
             "position": stored.position, "customer_id": str(customer_id),
-            "chat_id": str(event.chat_id), "audience": sorted(audience), "data": data,
+            "chat_id": chat, "audience": sorted(audience), "data": data,
         })
     return bodies
 
@@ -114,9 +100,55 @@ def assert_published_as_expected(received: list[Received], expected: list[dict[s
         assert got.routing_key == f"{body['customer_id']}.{body['chat_id']}.{body['type']}"
         assert got.content_type == "application/json"
         assert got.delivery_mode == 2
-        assert comparable(got.body) == body, body["type"]
+        got_body = comparable(got.body)
+        envelope = {k: v for k, v in body.items() if k != "data"}
+        assert {k: v for k, v in got_body.items() if k != "data"} == envelope, (
+            body["type"], {k: v for k, v in got_body.items() if k != "data"}, envelope)
+        assert {k: got_body["data"].get(k) for k in body["data"]} == body["data"], body["type"]
     position = {b["event_id"]: b["position"] for b in expected}
     for chat_id in {b["chat_id"] for b in expected}:
         order = [position[r.message_id] for r in first.values() if r.body["chat_id"] == chat_id]
         want = [b["position"] for b in expected if b["chat_id"] == chat_id]
         assert order == want, f"talk {chat_id}: published out of order"
+
+
+async def assert_oracle_as_the_api_answers(client: TestClient, url: str, customer_id: UUID,
+                                           through: int) -> None:
+    """The test's oracle, folded over the customer's whole history, holds each talk,
+    participant and message as the query API answers it now (asked by an agent still in the
+    talk, once the projection has reached ``through``): the expected ``data`` is anchored
+    in the query API, not in the functions the outbox uses."""
+    oracle = Oracle(customer_id)
+    for stored in await stored_events(url, customer_id):
+        oracle.data(stored.type, stored.decode())
+    base = "/v1.0/service_agents"
+    checked = 0
+    for chat_id, talk in oracle.talks.items():
+        members = oracle.members.get(chat_id, {})
+        if not members:
+            continue  # nobody left in the talk to ask
+        agent = next(iter(members.values()))["owner_id"]
+        headers = {**bearer(customer_id, UUID(agent)), "X-Talk-Min-Position": str(through)}
+
+        async def get(path: str) -> Any:
+            resp = await client.get(path, headers=headers)  # noqa: B023
+            assert resp.status == 200, f"GET {path}: {resp.status} {await resp.text()}"
+            return await resp.json()
+
+        expected = {"talk": [talk], "participants": sorted(members.values(), key=_id),
+                    "messages": sorted((m for m in oracle.messages.values()
+                                        if m["chat_id"] == chat_id), key=_id)}
+        answers = {"talk": [await get(f"{base}/talk_chats/{chat_id}")],
+                   "participants": sorted((await get(f"{base}/talk_chats/{chat_id}/participants"))["result"],
+                                          key=_id),
+                   "messages": sorted([await get(f"{base}/talk_messages/{m['id']}")
+                                       for m in expected["messages"]], key=_id)}
+        for kind, wanted in expected.items():
+            got = [{k: a.get(k) for k in w} for a, w in zip(answers[kind], wanted, strict=True)]
+            assert got == wanted, f"{kind} of talk {chat_id}: the query API differs from the test's oracle"
+            checked += len(wanted)
+    assert checked, "nothing compared with the query API"
+
+
+def _id(resource: dict[str, Any]) -> str:
+    return resource["id"]

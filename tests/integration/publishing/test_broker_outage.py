@@ -11,7 +11,10 @@ from uuid import uuid4
 from projector.publisher import PUBLISH_FAILURES
 from tests.integration.publishing.caller import MESSAGES, Caller
 from tests.integration.publishing.conftest import via_proxy
-from tests.integration.publishing.expected import assert_published_as_expected, expected_bodies
+from tests.integration.publishing.expected import (
+    assert_published_as_expected,
+    expected_bodies,
+)
 from tests.support import wait_until
 
 TALKS, PER_TALK = 10, 100
@@ -34,8 +37,10 @@ async def test_outage_during_1000_posts_loses_nothing(
     tap = await open_tap(f"{customer}.#")
     publisher = start_publisher(via_proxy(amqp_settings, proxy, amqp_url)).publisher
     alice = Caller(talk_api, customer, agent)
-    chats = [(await alice.create_group(name=f"talk {i}"))[0]["id"] for i in range(TALKS)]
-    await tap.wait_for(TALKS * 3, "the talks' creation published")  # created, joined, system
+    created_at = [await alice.create_group(name=f"talk {i}") for i in range(TALKS)]
+    chats = [chat["id"] for chat, _ in created_at]
+    created = len(await expected_bodies(settings.database_url, customer, created_at[-1][1]))
+    await tap.wait_for(created, "the talks' creation published")
     failed_before = failures()
 
     posted: dict[str, list[str]] = {chat_id: [] for chat_id in chats}

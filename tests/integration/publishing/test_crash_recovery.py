@@ -68,13 +68,15 @@ async def test_killed_after_publishing_before_the_confirms(
     through_proxy = via_proxy(amqp_settings, proxy, amqp_url).model_copy(
         update={"amqp_timeout": 60.0})
     first = start_publisher(through_proxy)
-    chat, _ = await alice.create_group(uuid4())
-    await tap.wait_for(5, "the talk's creation published")  # created, 2 x (joined, system)
+    chat, created_at = await alice.create_group(uuid4())
+    created = len(await wait_until(lambda: _through(settings.database_url, customer, created_at),
+                                   what="the creation readable"))
+    await tap.wait_for(created, "the talk's creation published")
     await wait_until(lambda: _is_zero(outbox_count(db, customer)), what="confirmed")
 
     proxy.hold_replies()  # the broker gets the publishes; the confirms stay in the proxy
     last = await _post_many(alice, chat["id"])
-    at_broker = await tap.wait_for(6, "a post at the broker")  # the batch in flight
+    at_broker = await tap.wait_for(created + 1, "a post at the broker")  # the batch in flight
 
     async def all_committed() -> bool:
         return await outbox_count(db, customer) == POSTS  # and none confirmed, none deleted
@@ -83,7 +85,7 @@ async def test_killed_after_publishing_before_the_confirms(
     proxy.cut()
     await first.kill()  # the process dies before the confirms arrive
     assert await outbox_count(db, customer) == POSTS
-    in_flight = {r.message_id for r in at_broker[5:]}
+    in_flight = {r.message_id for r in at_broker[created:]}
 
     proxy.restore()
     start_publisher(through_proxy)  # the restarted process

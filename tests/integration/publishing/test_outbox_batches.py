@@ -10,7 +10,11 @@ from uuid import uuid4
 from projector.outbox import Outbox
 from projector.runner import Projector
 from tests.integration.conftest import RunningProjector
-from tests.integration.publishing.expected import assert_published_as_expected, expected_bodies
+from tests.integration.publishing.expected import (
+    assert_oracle_as_the_api_answers,
+    assert_published_as_expected,
+    expected_bodies,
+)
 from tests.integration.publishing.history import make_history
 
 
@@ -29,6 +33,7 @@ async def test_catching_up_in_small_batches_publishes_the_same(
         start_publisher()
         await tap.wait_for(len(expected), "the history published")
         assert_published_as_expected(tap.received, expected)
+        await assert_oracle_as_the_api_answers(talk_api, settings.database_url, customer, last)
     finally:
         await asyncio.wait_for(running.close(), 15)
 
@@ -42,3 +47,4 @@ async def test_following_live_publishes_the_same(settings, talk_api, outbox_proj
     expected = await expected_bodies(settings.database_url, customer, last)
     await tap.wait_for(len(expected), "the history published")
     assert_published_as_expected(tap.received, expected)
+    await assert_oracle_as_the_api_answers(talk_api, settings.database_url, customer, last)

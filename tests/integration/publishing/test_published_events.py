@@ -9,7 +9,11 @@ from uuid import uuid4
 from projector.asyncapi import BODY_MODELS
 from tests.integration.api.conftest import without_viewer
 from tests.integration.publishing.caller import CHATS, MESSAGES, Caller
-from tests.integration.publishing.expected import assert_published_as_expected, expected_bodies
+from tests.integration.publishing.expected import (
+    assert_oracle_as_the_api_answers,
+    assert_published_as_expected,
+    expected_bodies,
+)
 from tests.integration.publishing.tap import Received, Tap
 
 TEN_TYPES = {"chat_created", "chat_updated", "chat_deleted", "participant_joined",
@@ -101,6 +105,7 @@ async def test_each_event_type_is_published_as_documented(
     assert {body["type"] for body in expected} == TEN_TYPES
     await tap.wait_for(len(expected), "every event of the customer")
     assert_published_as_expected(tap.received, expected)
+    await assert_oracle_as_the_api_answers(talk_api, settings.database_url, customer, pos)
     assert len(tap.received) == len(expected)  # no broker trouble here: no repeats either
     for r in tap.received:
         assert r.message_id == r.body["event_id"]
