@@ -5,6 +5,7 @@ what the Kubernetes initContainers and readiness probes rely on (deploy/k8s/base
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import sys
 from collections.abc import AsyncIterator
@@ -99,5 +100,34 @@ async def test_not_ready_until_the_schema_is_at_the_codes_version(postgres_admin
         check = _migrate_check(url)
         assert check.returncode == EXIT_OK, check.stderr
         assert "up to date" in check.stderr
+    finally:
+        drop_database(postgres_admin_url, name)
+
+
+async def test_migrate_check_wait_returns_once_the_schema_is_migrated(postgres_admin_url):
+    """What the initContainers run: `talk migrate --check --wait` keeps checking while
+    migrations are pending and exits 0 as soon as they are applied."""
+    name, url = new_database(postgres_admin_url, "talk_waiting")
+    try:
+        env = {"PATH": "/usr/bin:/bin", "TALK_DATABASE_URL": url, "TALK_LOG_LEVEL": "INFO"}
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "services.cli", "migrate", "--check", "--wait", "120",
+            cwd=ROOT, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        try:
+            seen: list[str] = []
+            while not any("migration.waiting" in line for line in seen):  # it has checked once
+                line = await asyncio.wait_for(proc.stderr.readline(), 60)
+                assert line, f"`talk migrate --check --wait` ended early: {seen}"
+                seen.append(line.decode())
+            assert proc.returncode is None
+            await apply_migrations(url)
+            code = await asyncio.wait_for(proc.wait(), 60)
+            rest = (await proc.stderr.read()).decode()
+            assert code == EXIT_OK, seen + [rest]
+            assert "the schema is up to date" in rest
+        finally:
+            if proc.returncode is None:
+                proc.kill()
+                await proc.wait()
     finally:
         drop_database(postgres_admin_url, name)
