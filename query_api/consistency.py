@@ -3,12 +3,16 @@ applied every event up to the place in the global order it names (every command 
 carries its ``X-Talk-Position``; events/position_token.py). A client may send the greatest
 it holds, or several comma-separated (the greatest is waited for).
 
-"Beyond the store's head" is judged on the database the query API reads: on a hot standby
-that lags, a value just answered by the primary could look beyond it (and be refused 400)
-for as long as the lag lasts; such a check belongs on the primary.
+Reads may come from a hot standby (``TALK_READ_DATABASE_URL``): the projection's checkpoint
+row replicates with the read tables, so "reached" is asked where the read will be made (one
+statement in the common case). "Beyond the store's head" (a bare position's event, too) is
+judged on the primary, and only when the read side has not reached the value: a value just
+answered by the primary must not be refused 400 because a standby lags; it is waited for,
+and 503 with ``Retry-After`` if the standby has not replayed it in time (never stale data).
 
-The projector NOTIFYs ``talk_projected`` after each batch; waiters are woken by that and
-re-check, with a short poll as a fallback in case a notification is missed.
+The projector NOTIFYs ``talk_projected`` after each batch, on the primary (a standby cannot
+LISTEN); waiters are woken by that and re-check, with a short poll as a fallback in case a
+notification is missed, and as the way to see a standby's replay catch up.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from aiohttp import web
 
 from events.envelope import Checkpoint
 from events.position_token import BarePosition, format_position, impossible, parse_position
-from query_api.context import READ_STORE
+from query_api.context import PRIMARY_STORE, READ_STORE
 from query_api.read_store import ReadStore
 from services.http.paths import path_uuid
 from services.http.problems import Problem
@@ -34,11 +38,16 @@ log = structlog.get_logger("talk.query")
 HEADER = "X-Talk-Min-Position"
 CHANNEL = "talk_projected"
 FALLBACK_POLL = 0.05
+STANDBY_POLL = 0.01  # a standby replays the batch shortly after the primary's notification
 
 
 class ProjectionWatcher:
-    def __init__(self, database_url: str) -> None:
+    """Wakes waiters on the projector's notifications (``database_url``: the primary), and
+    every ``poll`` seconds besides (default ``4 * FALLBACK_POLL``)."""
+
+    def __init__(self, database_url: str, *, poll: float | None = None) -> None:
         self._url = database_url
+        self.poll = poll or FALLBACK_POLL * 4
         self._changed = asyncio.Condition()
         self._task: asyncio.Task | None = None
 
@@ -84,7 +93,7 @@ class ProjectionWatcher:
                 return False
             async with self._changed:
                 try:
-                    await asyncio.wait_for(self._changed.wait(), min(left, FALLBACK_POLL * 4))
+                    await asyncio.wait_for(self._changed.wait(), min(left, self.poll))
                 except TimeoutError:
                     pass
 
@@ -109,11 +118,11 @@ def with_min_position(handler):
         for name in request.match_info:
             if name.endswith("_id"):
                 path_uuid(request, name)
-        store = request.app[READ_STORE]
+        store, primary = request.app[READ_STORE], request.app[PRIMARY_STORE]
         try:
-            target = await _target(store, ",".join(values))
+            target = await _target(primary, ",".join(values))
             if target is not None and not await store.projection_reached(target):
-                if not await store.history_reaches(target):
+                if not await primary.history_reaches(target):
                     raise _beyond_head(format_position(target))
                 await _wait_for(request, target)
         except _Refused as refused:
@@ -145,12 +154,12 @@ def _beyond_head(value: str) -> _Refused:
                             errors=[{"field": HEADER, "message": "beyond the head"}]))
 
 
-async def _target(store: ReadStore, raw: str) -> Checkpoint | None:
+async def _target(primary: ReadStore, raw: str) -> Checkpoint | None:
     """The greatest place in the global order the header names (None: nothing to wait for).
 
     Each value is an ``X-Talk-Position`` token, or a bare position (the event at it,
-    looked up; no committed event there is 400, as it is beyond the head or no command
-    answered it)."""
+    looked up on the primary; no committed event there is 400, as it is beyond the head or
+    no command answered it)."""
     parts = raw.split(",")
     if len(parts) > MAX_VALUES:
         raise _malformed(f"holds at most {MAX_VALUES} comma-separated positions")
@@ -165,7 +174,7 @@ async def _target(store: ReadStore, raw: str) -> Checkpoint | None:
         if isinstance(at, BarePosition):
             if at.position == 0:
                 continue
-            found = await store.event_at(at.position)
+            found = await primary.event_at(at.position)
             if found is None:
                 raise _beyond_head(part.strip())
             at = found

@@ -57,14 +57,15 @@ class DatabaseUnavailable(psycopg.OperationalError):
 
 
 def make_pool(settings: Settings, *, min_size: int | None = None, max_size: int | None = None,
-              name: str = "talk") -> AsyncConnectionPool:
-    """An unopened pool of autocommit connections returning dict rows."""
+              name: str = "talk", url: str | None = None) -> AsyncConnectionPool:
+    """An unopened pool of autocommit connections returning dict rows, on ``url`` (default:
+    the primary, ``TALK_DATABASE_URL``)."""
 
     async def configure(conn: psycopg.AsyncConnection) -> None:
         await conn.set_autocommit(True)
 
     return AsyncConnectionPool(
-        settings.require_database_url(),
+        url or settings.require_database_url(),
         min_size=min_size or settings.db_pool_min_size,
         max_size=max_size or settings.db_pool_max_size,
         kwargs={"row_factory": dict_row, "connect_timeout": settings.db_connect_timeout,

@@ -41,6 +41,10 @@ class Settings(BaseSettings):
     # Connections. ``database_url`` is required by every separate service; ``talk up``
     # starts an embedded PostgreSQL when it is unset.
     database_url: str | None = Field(default=None, description="PostgreSQL URL (libpq form).")
+    read_database_url: str | None = Field(
+        default=None,
+        description="PostgreSQL URL the query API and the gateway's membership checks read "
+                    "from, e.g. a hot standby of TALK_DATABASE_URL; unset: TALK_DATABASE_URL.")
     amqp_url: str | None = Field(default=None, description="RabbitMQ URL; unset: no publishing.")
     jwt_secret: SecretStr | None = Field(default=None, description="HS256 secret for JWTs.")
 
@@ -118,6 +122,15 @@ class Settings(BaseSettings):
         if not self.database_url:
             raise SystemExit("TALK_DATABASE_URL is not set (e.g. postgresql://user@127.0.0.1:5432/talk)")
         return self.database_url
+
+    def require_read_database_url(self) -> str:
+        """Where reads go: ``TALK_READ_DATABASE_URL``, else the primary."""
+        return self.read_database_url or self.require_database_url()
+
+    @property
+    def reads_elsewhere(self) -> bool:
+        """Whether reads go to another server (a standby) than writes."""
+        return bool(self.read_database_url) and self.read_database_url != self.database_url
 
     def require_jwt_secret(self) -> str:
         if self.jwt_secret is None or not self.jwt_secret.get_secret_value():

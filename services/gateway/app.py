@@ -32,7 +32,7 @@ from services.gateway.rabbitmq_feed import RabbitMQFeed
 from services.gateway.tokens import ResumeTokens
 from services.gateway.typing import TypingRelay
 from services.http.app import create_base_app
-from services.http.context import DATABASE, database_ctx
+from services.http.context import DATABASE, READ_DATABASE, database_ctx, read_database_ctx
 from services.http.health import READINESS_CHECKS
 from services.http.middlewares import WEBSOCKET_HANDSHAKE_HEADERS, caller_of, require_ascii
 from services.settings import Settings
@@ -72,6 +72,7 @@ def install_gateway(app: web.Application, settings: Settings, feed: Feed,
     app[READINESS_CHECKS]["stream"] = feed.check
     app.router.add_get(WS_PATH, websocket_handler)
     app.router.add_get(ASYNCAPI_PATH, serve_asyncapi)
+    app.cleanup_ctx.append(read_database_ctx(settings, "talk-gateway"))
     app.cleanup_ctx.append(_membership_ctx(settings))
     app.cleanup_ctx.append(_feed_ctx(hub))
     app.cleanup_ctx.append(_bus_ctx(app[TYPING]))
@@ -90,7 +91,8 @@ def create_gateway_app(settings: Settings, feed: Feed | None = None) -> web.Appl
 
 def _membership_ctx(settings: Settings) -> Callable[[web.Application], AsyncIterator[None]]:
     """The membership checks, waiting on the projector's notifications: the query API's
-    watcher when it shares the app (``talk up``), else one of the gateway's own."""
+    watcher when it shares the app (``talk up``), else one of the gateway's own. They read
+    ``TALK_READ_DATABASE_URL`` (a standby) when set, the primary's heads when in doubt."""
 
     async def ctx(app: web.Application) -> AsyncIterator[None]:
         watcher = app.get(WATCHER)
@@ -98,8 +100,9 @@ def _membership_ctx(settings: Settings) -> Callable[[web.Application], AsyncIter
         if watcher is None:
             watcher = ProjectionWatcher(settings.require_database_url())
             await watcher.start()
-        # the database opens in an earlier cleanup_ctx
-        app[MEMBERSHIP] = Membership(MembershipStore(app[DATABASE]), watcher,
+        # the databases open in earlier cleanup_ctx
+        store = MembershipStore(app[READ_DATABASE], primary=app[DATABASE])
+        app[MEMBERSHIP] = Membership(store, watcher,
                                      settings.read_your_writes_timeout)
         try:
             yield

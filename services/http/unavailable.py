@@ -26,9 +26,10 @@ def _retry_after() -> dict[str, str]:
 
 # SQLSTATE classes of a server that cannot serve now, whatever the request: connection
 # exceptions, insufficient resources (too many connections, disk full), operator intervention
-# (shutting down, starting up, a cancelled statement); and a lock not had in time.
+# (shutting down, starting up, a cancelled statement); a lock not had in time; and a read on
+# a hot standby cancelled by a conflict with its replay (serialization failure, 40001).
 TRANSIENT_CLASSES = ("08", "53", "57")
-TRANSIENT_STATES = ("55P03",)
+TRANSIENT_STATES = ("55P03", "40001")
 
 
 def is_outage(exc: BaseException) -> bool:
