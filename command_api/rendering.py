@@ -39,9 +39,13 @@ def message_row_of(decision: Decision, message_id: UUID) -> dict[str, Any] | Non
     return row
 
 
-def render_message(message_id: UUID):
+def render_message(message_id: UUID, thread: dict[str, Any] | None = None):
+    """The message after the command; ``thread``: its thread summary from the read tables
+    (``query_api.threads``), which its own stream does not hold (a new message has none)."""
     def render(decision: Decision, result: AppendResult | None) -> CommandResponse:
         row = message_row_of(decision, message_id)
+        if row is not None and thread:
+            row = {**row, **thread}
         return CommandResponse(200, message_resource(row), _position(decision, result))
 
     return render

@@ -54,6 +54,7 @@ from query_api.resources import (
     chat_resource,
     evolve_chat_row,
     evolve_message_row,
+    evolve_parent_row,
     message_resource,
     participant_resource,
     participant_row,
@@ -172,6 +173,9 @@ class TalkFold:
             message.edits += isinstance(event, ev.MessageEdited)
             if isinstance(event, ev.MessagePosted):
                 self.seq.setdefault(event.message_id, len(self.seq) + 1)
+                parent = self.messages.get(event.parent_id) if event.parent_id else None
+                if parent is not None:  # the thread's summary
+                    parent.row = evolve_parent_row(parent.row, event)
                 if event.owner_type == "agent":  # posting marks it read for the author
                     self._move_marker(event.owner_id, event.message_id, event.tm_create)
         self.last = stored

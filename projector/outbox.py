@@ -37,6 +37,7 @@ from query_api.resources import (
     chat_resource,
     evolve_chat_row,
     evolve_message_row,
+    evolve_parent_row,
     message_resource,
     participant_resource,
     participant_row,
@@ -145,6 +146,10 @@ def outbox_rows(events: Sequence[StoredEvent], decoded: Sequence[ev.Event],
             row = evolve_message_row(state.messages.get(event.message_id), event, customer_id)
             state.messages[event.message_id] = row
             data = message_resource(row) if row is not None else None
+            if isinstance(event, ev.MessagePosted) and event.parent_id in state.messages:
+                # a later event of this batch on the parent publishes its new thread summary
+                state.messages[event.parent_id] = evolve_parent_row(
+                    state.messages[event.parent_id], event)
         if data is None:
             # The read tables lack what the event changes: skipping it would lose a message
             # for good, so fail the batch (it rolls back; the projector reports and retries).

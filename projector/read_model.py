@@ -21,9 +21,9 @@ Apply = Callable[[psycopg.AsyncConnection, StoredEvent, ev.Event], Awaitable[Non
 
 async def chat_created(conn, stored: StoredEvent, e: ev.ChatCreated) -> None:
     await conn.execute(
-        "INSERT INTO rm_chats (id, customer_id, type, name, detail, member_count, tm_create)"
-        " VALUES (%s, %s, %s, %s, %s, 0, %s)",
-        (e.chat_id, e.customer_id, e.type, e.name, e.detail, e.tm_create),
+        "INSERT INTO rm_chats (id, customer_id, type, name, detail, member_count, tm_create,"
+        " tm_update) VALUES (%s, %s, %s, %s, %s, 0, %s, %s)",
+        (e.chat_id, e.customer_id, e.type, e.name, e.detail, e.tm_create, e.tm_create),
     )
 
 
@@ -63,14 +63,16 @@ async def participant_joined(conn, stored: StoredEvent, e: ev.ParticipantJoined)
          e.chat_id),
     )
     await conn.execute(
-        "UPDATE rm_chats SET member_count = member_count + 1 WHERE id = %s", (e.chat_id,)
+        "UPDATE rm_chats SET member_count = member_count + 1, tm_update = %s WHERE id = %s",
+        (e.tm_joined, e.chat_id),
     )
 
 
 async def participant_left(conn, stored: StoredEvent, e: ev.ParticipantLeft) -> None:
     await conn.execute("DELETE FROM rm_participants WHERE id = %s", (e.participant_id,))
     await conn.execute(
-        "UPDATE rm_chats SET member_count = member_count - 1 WHERE id = %s", (e.chat_id,)
+        "UPDATE rm_chats SET member_count = member_count - 1, tm_update = %s WHERE id = %s",
+        (e.tm_left, e.chat_id),
     )
 
 
@@ -85,14 +87,20 @@ async def message_posted(conn, stored: StoredEvent, e: ev.MessagePosted) -> None
     )
     await conn.execute(
         "INSERT INTO rm_messages (id, customer_id, chat_id, parent_id, owner_type, owner_id,"
-        " type, text, medias, tm_create, seq, n, mentions)"
-        " SELECT %s, %s, %s, %s, %s, %s, %s, %s, %s, %s,"
+        " type, text, medias, tm_create, tm_update, seq, n, mentions)"
+        " SELECT %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s,"
         " coalesce(c.message_seq, 0), coalesce(c.normal_count, 0), %s"
         " FROM (SELECT) AS one LEFT JOIN rm_chats c ON c.id = %s",
         (e.message_id, stored.customer_id, e.chat_id, e.parent_id, e.owner_type, e.owner_id,
          e.type, e.text, Jsonb([m.model_dump(mode="json") for m in e.medias]), e.tm_create,
-         Jsonb([str(a) for a in e.mentions]), e.chat_id),
+         e.tm_create, Jsonb([str(a) for a in e.mentions]), e.chat_id),
     )
+    if e.parent_id is not None:  # the thread's summary on its parent
+        await conn.execute(
+            "UPDATE rm_messages SET reply_count = reply_count + 1,"
+            " tm_last_reply = greatest(tm_last_reply, %s) WHERE id = %s",
+            (e.tm_create, e.parent_id),
+        )
     if e.owner_type == "agent":
         await move_markers(conn, [(e.chat_id, e.owner_id, e.message_id, e.tm_create)])
 
@@ -120,9 +128,9 @@ def reaction_json(e: ev.ReactionAdded) -> dict:
 
 async def reaction_added(conn, stored: StoredEvent, e: ev.ReactionAdded) -> None:
     await conn.execute(
-        "UPDATE rm_messages SET reactions = reactions || jsonb_build_array(%s::jsonb)"
-        " WHERE id = %s",
-        (Jsonb(reaction_json(e)), e.message_id),
+        "UPDATE rm_messages SET reactions = reactions || jsonb_build_array(%s::jsonb),"
+        " tm_update = %s WHERE id = %s",
+        (Jsonb(reaction_json(e)), e.tm_create, e.message_id),
     )
 
 
@@ -130,9 +138,9 @@ async def reaction_removed(conn, stored: StoredEvent, e: ev.ReactionRemoved) -> 
     await conn.execute(
         "UPDATE rm_messages SET reactions = coalesce((SELECT jsonb_agg(r ORDER BY n)"
         "   FROM jsonb_array_elements(reactions) WITH ORDINALITY AS x(r, n)"
-        "  WHERE NOT (r->>'emoji' = %s AND r->>'owner_id' = %s)), '[]'::jsonb)"
-        " WHERE id = %s",
-        (e.emoji, str(e.owner_id), e.message_id),
+        "  WHERE NOT (r->>'emoji' = %s AND r->>'owner_id' = %s)), '[]'::jsonb),"
+        " tm_update = %s WHERE id = %s",
+        (e.emoji, str(e.owner_id), e.tm_remove, e.message_id),
     )
 
 

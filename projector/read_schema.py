@@ -40,7 +40,10 @@ CHATS = Table(
     " normal_count bigint NOT NULL DEFAULT 0, last_message_id uuid,"
     " tm_last_message timestamptz)",
     indexes=("CREATE INDEX IF NOT EXISTS rm_chats_by_create"
-             " ON {schema}.rm_chats (tm_create DESC, id DESC)",),
+             " ON {schema}.rm_chats (tm_create DESC, id DESC)",
+             # ?order=activity (0010)
+             "CREATE INDEX IF NOT EXISTS rm_chats_by_activity ON {schema}.rm_chats"
+             " (customer_id, (coalesce(tm_last_message, tm_create)) DESC, id DESC)"),
 )
 
 PARTICIPANTS = Table(
@@ -61,7 +64,8 @@ PARTICIPANTS = Table(
 MESSAGES = Table(
     "rm_messages",
     ("id", "customer_id", "chat_id", "parent_id", "owner_type", "owner_id", "type", "text",
-     "medias", "reactions", "tm_create", "tm_update", "tm_delete", "seq", "n", "mentions"),
+     "medias", "reactions", "tm_create", "tm_update", "tm_delete", "seq", "n", "mentions",
+     "reply_count", "tm_last_reply"),
     ("medias", "reactions", "mentions"),
     "CREATE TABLE {schema}.rm_messages ("
     " id uuid PRIMARY KEY, customer_id uuid NOT NULL, chat_id uuid NOT NULL, parent_id uuid,"
@@ -69,7 +73,8 @@ MESSAGES = Table(
     " medias jsonb NOT NULL DEFAULT '[]', reactions jsonb NOT NULL DEFAULT '[]',"
     " tm_create timestamptz NOT NULL, tm_update timestamptz, tm_delete timestamptz,"
     " seq bigint NOT NULL DEFAULT 0, n bigint NOT NULL DEFAULT 0,"
-    " mentions jsonb NOT NULL DEFAULT '[]')",
+    " mentions jsonb NOT NULL DEFAULT '[]',"
+    " reply_count integer NOT NULL DEFAULT 0, tm_last_reply timestamptz)",
     indexes=("CREATE INDEX IF NOT EXISTS rm_messages_by_chat"
              " ON {schema}.rm_messages (chat_id, tm_create DESC, id DESC)",
              # read state: deleted and mentioning messages after a read marker (0009)
@@ -81,7 +86,10 @@ MESSAGES = Table(
              " WHERE mentions <> '[]'::jsonb AND tm_delete IS NULL",
              "CREATE INDEX IF NOT EXISTS rm_messages_by_parent"
              " ON {schema}.rm_messages (parent_id, tm_create DESC, id DESC)"
-             " WHERE parent_id IS NOT NULL"),
+             " WHERE parent_id IS NOT NULL",
+             # search (0010: the functions and why the customer is in the index)
+             "CREATE INDEX IF NOT EXISTS rm_messages_search ON {schema}.rm_messages"
+             " USING gin (talk_search_vector(customer_id, text))"),
 )
 
 TABLES: tuple[Table, ...] = (CHATS, PARTICIPANTS, MESSAGES)

@@ -21,7 +21,12 @@ from uuid import UUID
 
 from events.catalogue import Event, types_changing
 from projector.read_markers import Move
-from query_api.resources import evolve_chat_row, evolve_message_row, participant_row
+from query_api.resources import (
+    evolve_chat_row,
+    evolve_message_row,
+    evolve_parent_row,
+    participant_row,
+)
 
 Row = dict[str, Any]
 
@@ -66,6 +71,11 @@ def touched(events: Iterable[Event]) -> Touched:
                 messages.add(key)
                 if kind != "MessagePosted":
                     out.messages_to_load.append(event.message_id)
+            if kind == "MessagePosted" and event.parent_id is not None:  # its thread's parent
+                parent = event.parent_id.int
+                if parent not in messages:
+                    messages.add(parent)
+                    out.messages_to_load.append(event.parent_id)
         if kind in CHAT_ROW_EVENTS:
             key = event.chat_id.int
             if key not in chats:
@@ -100,6 +110,9 @@ def fold(events: Iterable[tuple[Event, UUID]], chats: Mapping[int, Row],
                 chat = out_chats.get(event.chat_id.int)
                 if row is not None and chat is not None:  # its place in the talk
                     row["seq"], row["n"] = chat["message_seq"], chat["normal_count"]
+                if event.parent_id is not None:
+                    parent = event.parent_id.int
+                    out_messages[parent] = evolve_parent_row(out_messages.get(parent), event)
                 if event.owner_type == "agent":
                     moves.append((event.chat_id, event.owner_id, event.message_id,
                                   event.tm_create))

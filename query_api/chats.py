@@ -30,6 +30,12 @@ async def get_chat(request: web.Request) -> web.Response:
 class ChatListQuery(PageQuery):
     status: Literal["active", "closed"] | None = Field(
         default=None, description="only the `active` or the `closed` talks (default: both)")
+    order: Literal["created", "activity"] = Field(
+        default="created",
+        description="`created`: newest `tm_create` first; `activity`: newest "
+                    "`tm_last_message` first (a talk without messages by its `tm_create`). A "
+                    "talk that moves while a client pages (a new message) is not repeated: "
+                    "it moves ahead of the pages already read, where a fresh first page finds it")
 
 
 async def list_chats(request: web.Request) -> web.Response:
@@ -37,11 +43,12 @@ async def list_chats(request: web.Request) -> web.Response:
     caller = caller_of(request)
     page = parse_query(request, ChatListQuery)
     rows = await store.chats_of_agent(caller.customer_id, caller.agent_id, page.cursor,
-                                      page.page_size + 1, status=page.status)
+                                      page.page_size + 1, status=page.status,
+                                      order=page.order)
     items = await with_viewer(store.db, caller.agent_id, rows[:page.page_size],
                               [chat_resource(r) for r in rows[:page.page_size]])
     items += [chat_resource(r) for r in rows[page.page_size:]]
-    return json_ok(page_envelope(items, rows, page.page_size))
+    return json_ok(page_envelope(items, rows, page.page_size, key="page_key"))
 
 
 async def list_participants(request: web.Request) -> web.Response:

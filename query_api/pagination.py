@@ -70,10 +70,12 @@ class PageQuery(BaseModel):
         return decode_token(self.page_token)
 
 
-def page_envelope(items: list[dict], rows: list[dict], page_size: int) -> dict:
-    """The list answer. ``rows`` were fetched with ``LIMIT page_size + 1``."""
+def page_envelope(items: list[dict], rows: list[dict], page_size: int,
+                  key: str = "tm_create") -> dict:
+    """The list answer. ``rows`` were fetched with ``LIMIT page_size + 1``, ordered by
+    ``(row[key], id)`` newest first (``key``: ``tm_create`` unless the list says otherwise)."""
     if len(rows) > page_size:
         last = rows[page_size - 1]
-        token = encode_token(last["tm_create"], last["id"])
+        token = encode_token(last[key], last["id"])
         return {"result": items[:page_size], "next_page_token": token}
     return {"result": items, "next_page_token": ""}

@@ -12,6 +12,7 @@ from services.db import Database
 Row = dict[str, Any]
 
 _CHAT = "SELECT * FROM rm_chats WHERE id = %s AND customer_id = %s"
+_ACTIVITY = "coalesce(c.tm_last_message, c.tm_create)"
 _IS_PARTICIPANT = "SELECT 1 FROM rm_participants WHERE chat_id = %s AND owner_id = %s"
 _CHAT_AND_MEMBERSHIP = (
     "SELECT c.*, EXISTS (SELECT 1 FROM rm_participants p"
@@ -42,19 +43,26 @@ class ReadStore:
             return await cur.fetchone() is not None
 
     async def chats_of_agent(self, customer_id: UUID, agent_id: UUID, cursor: Cursor | None,
-                             limit: int, *, status: str | None = None) -> list[Row]:
+                             limit: int, *, status: str | None = None,
+                             order: str = "created") -> list[Row]:
+        """The agent's talks, newest first by ``tm_create`` or, for ``order="activity"``, by
+        ``tm_activity`` (the newest message's ``tm_create``, or the talk's without one: the
+        key of ``rm_chats_by_activity``); each row carries its key as ``page_key``."""
+        key = _ACTIVITY if order == "activity" else "c.tm_create"
         sql = (
-            "SELECT c.* FROM rm_participants p JOIN rm_chats c ON c.id = p.chat_id"
-            " WHERE p.owner_id = %s AND p.customer_id = %s AND c.tm_delete IS NULL"
+            f"SELECT c.*, {key} AS page_key"
+            " FROM rm_participants p JOIN rm_chats c ON c.id = p.chat_id"
+            " WHERE p.owner_id = %s AND p.customer_id = %s AND c.customer_id = %s"
+            " AND c.tm_delete IS NULL"
         )
-        params: list[Any] = [agent_id, customer_id]
+        params: list[Any] = [agent_id, customer_id, customer_id]
         if status is not None:
             sql += " AND c.status = %s"
             params.append(status)
         if cursor:
-            sql += " AND (c.tm_create, c.id) < (%s, %s)"
+            sql += f" AND ({key}, c.id) < (%s, %s)"
             params += [cursor.tm_create, cursor.id]
-        sql += " ORDER BY c.tm_create DESC, c.id DESC LIMIT %s"
+        sql += f" ORDER BY {key} DESC, c.id DESC LIMIT %s"
         params.append(limit)
         async with self.db.statement("list_chats") as conn:
             cur = await conn.execute(sql, params)

@@ -53,6 +53,8 @@ def message_resource(row: dict[str, Any]) -> dict[str, Any]:
         "medias": row["medias"],
         "metadata": {"reactions": row["reactions"]},
         "mentions": list(row.get("mentions") or []),
+        "reply_count": row.get("reply_count") or 0,
+        "tm_last_reply": format_ts(row.get("tm_last_reply")),
         "tm_create": format_ts(row["tm_create"]),
         "tm_update": format_ts(row["tm_update"]),
         "tm_delete": format_ts(row["tm_delete"]),
@@ -70,7 +72,7 @@ def evolve_chat_row(row: dict[str, Any] | None, event: Any, customer_id: Any) ->
     if isinstance(event, ev.ChatCreated):
         return {"id": event.chat_id, "customer_id": event.customer_id, "type": event.type,
                 "name": event.name, "detail": event.detail, "member_count": 0,
-                "tm_create": event.tm_create, "tm_update": None, "tm_delete": None,
+                "tm_create": event.tm_create, "tm_update": event.tm_create, "tm_delete": None,
                 "status": "active", "message_seq": 0, "normal_count": 0,
                 "last_message_id": None, "tm_last_message": None}
     if row is None:
@@ -87,8 +89,10 @@ def evolve_chat_row(row: dict[str, Any] | None, event: Any, customer_id: Any) ->
         row["tm_update"] = event.tm_delete
     elif isinstance(event, ev.ParticipantJoined):
         row["member_count"] += 1
+        row["tm_update"] = event.tm_joined
     elif isinstance(event, ev.ParticipantLeft):
         row["member_count"] -= 1
+        row["tm_update"] = event.tm_left
     elif isinstance(event, ev.ChatClosed):
         row["status"] = "closed"
         row["tm_update"] = event.tm_close
@@ -123,8 +127,9 @@ def evolve_message_row(row: dict[str, Any] | None, event: Any, customer_id: Any)
                 "parent_id": event.parent_id, "owner_type": event.owner_type,
                 "owner_id": event.owner_id, "type": event.type, "text": event.text,
                 "medias": [m.model_dump(mode="json") for m in event.medias], "reactions": [],
-                "tm_create": event.tm_create, "tm_update": None, "tm_delete": None,
-                "seq": 0, "n": 0, "mentions": [str(a) for a in event.mentions]}
+                "tm_create": event.tm_create, "tm_update": event.tm_create, "tm_delete": None,
+                "seq": 0, "n": 0, "mentions": [str(a) for a in event.mentions],
+                "reply_count": 0, "tm_last_reply": None}
     if row is None:
         return None
     row = dict(row)
@@ -139,7 +144,20 @@ def evolve_message_row(row: dict[str, Any] | None, event: Any, customer_id: Any)
         row["reactions"] = [*row["reactions"], {
             "emoji": event.emoji, "owner_type": event.owner_type, "owner_id": str(event.owner_id),
             "tm_create": format_ts(event.tm_create)}]
+        row["tm_update"] = event.tm_create
     elif isinstance(event, ev.ReactionRemoved):
         row["reactions"] = [r for r in row["reactions"]
                             if not (r["emoji"] == event.emoji and r["owner_id"] == str(event.owner_id))]
+        row["tm_update"] = event.tm_remove
     return row
+
+
+def evolve_parent_row(row: dict[str, Any] | None, reply: Any) -> dict[str, Any] | None:
+    """The parent's row once ``reply`` (a MessagePosted with ``parent_id``) is posted: one
+    more direct reply, and the newest reply's time (a reply does not change the parent's
+    ``tm_update``)."""
+    if row is None:
+        return None
+    last = row.get("tm_last_reply")
+    return {**row, "reply_count": (row.get("reply_count") or 0) + 1,
+            "tm_last_reply": reply.tm_create if last is None else max(last, reply.tm_create)}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from query_api import audit, chats, messages
+from query_api import audit, chats, message_history, messages
 from query_api.consistency import with_min_position
 from services.openapi import OPENAPI_PATH, serve_openapi
 
@@ -16,6 +16,8 @@ ROUTES: list[tuple[str, str, object]] = [
     ("GET", f"{V}/service_agents/talk_chats/{{chat_id}}/participants", chats.list_participants),
     ("GET", f"{V}/service_agents/talk_messages", messages.list_messages),
     ("GET", f"{V}/service_agents/talk_messages/{{message_id}}", messages.get_message),
+    ("GET", f"{V}/service_agents/talk_messages/{{message_id}}/history",
+     message_history.get_message_history),
     # The overview page's short forms.
     ("GET", f"{V}/talks/{{chat_id}}/messages", messages.list_talk_messages),
 ]

@@ -34,6 +34,7 @@ from services.http.middlewares import CORRELATION_ID_HEADER
 from services.http.models import (
     RESPONSE_MODELS,
     Message,
+    MessageHistory,
     MessageList,
     Participant,
     ParticipantList,
@@ -121,11 +122,21 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         "postMessage", "Post a message (participants only)", "messages", Message,
         rq.PostMessageRequest),
     ("GET", MESSAGES): Operation(
-        "listMessages", "A talk's messages, or one thread's replies, newest first", "messages",
+        "listMessages", "A talk's messages, one thread's replies, or those of every talk the "
+        "caller is in; or search them (`q`); newest first", "messages",
         MessageList, query=MessageListQuery, errors=QUERY_ERRORS,
-        description="Deleted messages appear as tombstones."),
+        description="Deleted messages appear as tombstones (search never finds them). "
+                    "Without `chat_id`: the messages of every talk the caller is in and that "
+                    "is not deleted. `q`: the messages whose current text holds every word of "
+                    "`q`, whole or as the start of a word, whatever the case and accents; "
+                    "400 when `q` holds no letter or digit."),
     ("GET", f"{MESSAGES}/{{message_id}}"): Operation(
         "getMessage", "A message (participants only)", "messages", Message, errors=QUERY_ERRORS),
+    ("GET", f"{MESSAGES}/{{message_id}}/history"): Operation(
+        "getMessageHistory", "Every version of a message's text, oldest first (participants "
+        "only)", "messages", MessageHistory, errors=QUERY_ERRORS,
+        description="The posted text with its `tm_create`, then each edit's with its time. "
+                    "A deleted message has none left (`result` is empty)."),
     ("PUT", f"{MESSAGES}/{{message_id}}"): Operation(
         "editMessage", "Edit a message's text (author only)", "messages", Message,
         rq.EditMessageRequest),

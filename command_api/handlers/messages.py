@@ -19,7 +19,9 @@ from command_api.requests import (
     PostTalkMessageRequest,
 )
 from events.catalogue import message_stream
+from query_api.threads import thread_summary
 from services.http.bodies import read_body
+from services.http.context import DATABASE
 from services.http.middlewares import caller_of
 from services.http.paths import path_uuid
 from services.timefmt import utcnow
@@ -57,8 +59,10 @@ async def edit_message(request: web.Request) -> web.Response:
     caller = caller_of(request)
     cmd = EditMessage(customer_id=caller.customer_id, actor_id=caller.agent_id, now=utcnow(),
                       message_id=message_id, text=body.text)
+    thread = await thread_summary(request.app[DATABASE], message_id)
     return await execute(request, lambda s: decide_message_command(s, cmd),
-                         render_message(message_id), serialise_on=message_stream(message_id))
+                         render_message(message_id, thread),
+                         serialise_on=message_stream(message_id))
 
 
 async def delete_message(request: web.Request) -> web.Response:
@@ -66,5 +70,7 @@ async def delete_message(request: web.Request) -> web.Response:
     caller = caller_of(request)
     cmd = DeleteMessage(customer_id=caller.customer_id, actor_id=caller.agent_id, now=utcnow(),
                         message_id=message_id)
+    thread = await thread_summary(request.app[DATABASE], message_id)
     return await execute(request, lambda s: decide_message_command(s, cmd),
-                         render_message(message_id), serialise_on=message_stream(message_id))
+                         render_message(message_id, thread),
+                         serialise_on=message_stream(message_id))

@@ -122,7 +122,8 @@ async def test_create_a_talk_and_read_it_back(api):
                             "tm_create", "tm_update", "tm_delete", "status"}
     assert created["customer_id"] == str(customer)
     assert (created["type"], created["name"], created["detail"], created["member_count"]) == ("group", "support", "tier 2", 1)
-    assert len(created["tm_create"]) == len("2026-01-01 00:00:00.000000") and created["tm_update"] == ""
+    assert len(created["tm_create"]) == len("2026-01-01 00:00:00.000000")
+    assert created["tm_update"] == created["tm_create"]
 
     resp = await api.get(f"{CHATS}/{created['id']}", headers={**auth, "X-Talk-Min-Position": position})
     assert resp.status == 200

@@ -105,10 +105,11 @@ def test_operations_declare_auth_errors_and_headers(document):
 def test_query_parameters_follow_the_request_models(document):
     listing = document["paths"]["/v1.0/service_agents/talk_messages"]["get"]
     params = {p["name"]: p for p in listing["parameters"] if p["in"] == "query"}
-    assert set(params) == {"page_size", "page_token", "chat_id", "parent_id"}
+    assert set(params) == {"page_size", "page_token", "chat_id", "parent_id", "q"}
     assert params["page_size"]["schema"]["minimum"] == 1
     assert params["page_size"]["schema"]["maximum"] == 100
-    assert params["chat_id"]["required"] is True
+    assert params["chat_id"]["required"] is False  # without it: every talk of the caller
+    assert params["q"]["schema"]["maxLength"] == 200
     assert params["parent_id"]["schema"] == {"type": "string", "format": "uuid"}
     short = document["paths"]["/v1.0/talks/{chat_id}/messages"]["get"]
     assert "chat_id" not in {p["name"] for p in short["parameters"] if p["in"] == "query"}
@@ -148,7 +149,8 @@ def test_response_models_match_the_rendered_resources():
                "medias": [{"type": "image/png", "url": "https://x.test/a.png", "name": "a"}],
                "reactions": [{"emoji": "thumbsup", "owner_type": "agent",
                               "owner_id": str(agent), "tm_create": "2024-05-01 12:30:01.000001"}],
-               "tm_create": now, "tm_update": None, "tm_delete": None}
+               "tm_create": now, "tm_update": now, "tm_delete": None,
+               "reply_count": 2, "tm_last_reply": now}
     Talk.model_validate(chat_resource(chat))
     Participant.model_validate(participant_resource(participant))
     Message.model_validate(message_resource(message))

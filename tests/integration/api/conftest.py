@@ -36,7 +36,8 @@ VIEWER_FIELDS = {"unread_count", "mention_count", "last_message", "tm_last_messa
 PARTICIPANT_FIELDS = {"id", "customer_id", "owner_type", "owner_id", "chat_id", "tm_joined",
                       "last_read_message_id", "tm_read"}
 MESSAGE_FIELDS = {"id", "customer_id", "owner_type", "owner_id", "chat_id", "parent_id", "type",
-                  "text", "medias", "metadata", "tm_create", "tm_update", "tm_delete", "mentions"}
+                  "text", "medias", "metadata", "tm_create", "tm_update", "tm_delete", "mentions",
+                  "reply_count", "tm_last_reply"}
 
 
 def without_viewer(talk: dict) -> dict:

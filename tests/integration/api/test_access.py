@@ -129,4 +129,4 @@ async def test_malformed_ids_in_paths_are_404(talk):
                          ("GET", f"{V}/talks/nope/messages"), ("POST", f"{V}/talks/nope/messages")]:
         await alice.problem(404, method, path, json={"name": "x", "text": "x", "emoji": "x"})
     await alice.problem(400, "GET", MESSAGES, params={"chat_id": "nope"})
-    await alice.problem(400, "GET", MESSAGES)
+    await alice.problem(400, "GET", MESSAGES, params={"parent_id": "nope"})

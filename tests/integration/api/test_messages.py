@@ -23,7 +23,8 @@ async def test_post_answers_the_message(talk):
     assert (message["text"], message["medias"]) == ("hello", [PNG])
     assert message["metadata"] == {"reactions": []}
     assert is_timestamp(message["tm_create"])
-    assert message["tm_update"] == "" and message["tm_delete"] == ""
+    assert message["tm_update"] == message["tm_create"] and message["tm_delete"] == ""
+    assert (message["reply_count"], message["tm_last_reply"]) == (0, "")
     assert await alice.get_message(message) == message
     assert (await alice.messages(chat))[0] == message
 

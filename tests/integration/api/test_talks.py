@@ -25,7 +25,7 @@ async def test_create_answers_the_talk_with_the_creator_in_it(talk):
     assert (chat["type"], chat["name"], chat["detail"]) == ("group", "support", "tier 2")
     assert chat["member_count"] == 2
     assert is_timestamp(chat["tm_create"])
-    assert chat["tm_update"] == "" and chat["tm_delete"] == ""
+    assert chat["tm_update"] == chat["tm_create"] and chat["tm_delete"] == ""
     assert without_viewer(await alice.get_chat(chat)) == chat
     owners = {p["owner_id"] for p in await alice.participants(chat)}
     assert owners == {alice.id, bob.id}
