@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
-from uuid import uuid4
+from uuid import UUID, uuid4
 
 import aiohttp
 import psycopg
@@ -183,7 +183,7 @@ async def test_gateway_membership_on_a_standby_waits_for_its_replay(
         assert resp.status == 200, await resp.text()
         chat_id = (await resp.json())["id"]
         await _projected_on_primary(settings, resp.headers["X-Talk-Position"])
-        chat = type(customer)(chat_id)
+        chat = UUID(chat_id)
         # The standby has not seen the talk: "try again", never "not found".
         assert await membership.check(customer, agent, [chat]) == {chat: "unavailable"}
 
