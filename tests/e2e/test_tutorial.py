@@ -101,7 +101,8 @@ async def test_the_tutorial(talk_up):
                                           "detail": "Tier 2 escalations"})
     assert chat == {"id": chat["id"], "customer_id": cid, "type": "group", "name": "Support Team",
                     "detail": "Tier 2 escalations", "member_count": 1,
-                    "tm_create": ts(chat["tm_create"]), "tm_update": "", "tm_delete": "", "status": "active"}
+                    "tm_create": ts(chat["tm_create"]), "tm_update": chat["tm_create"],
+                    "tm_delete": "", "status": "active"}
     UUID(chat["id"])
     chat_path = f"{CHATS}/{chat['id']}"
     assert talk_of(await alice.ok("GET", chat_path)) == chat
@@ -121,7 +122,8 @@ async def test_the_tutorial(talk_up):
                        "last_read_message_id": "", "tm_read": ""}
     assert sorted(participants["result"], key=lambda p: p["owner_id"]) == sorted(
         [alice_p, bob_p], key=lambda p: p["owner_id"])
-    assert (await bob.ok("GET", chat_path))["member_count"] == 2
+    joined = talk_of(await bob.ok("GET", chat_path))
+    assert joined == {**chat, "member_count": 2, "tm_update": bob_p["tm_joined"]}
 
     # 3. Alice sends a message with an attachment.
     media = {"type": "image/png", "url": "https://cdn.example.com/screen.png", "name": "screen.png"}
@@ -132,8 +134,9 @@ async def test_the_tutorial(talk_up):
                      "owner_id": alice.id, "chat_id": chat["id"], "parent_id": "", "type": "normal",
                      "text": "Can someone look at this?", "medias": [media],
                      "metadata": {"reactions": []}, "mentions": [],
+                     "reply_count": 0, "tm_last_reply": "",
                      "tm_create": ts(hello["tm_create"]),
-                     "tm_update": "", "tm_delete": ""}
+                     "tm_update": hello["tm_create"], "tm_delete": ""}
 
     # 4. Bob replies in the thread.
     reply = await bob.ok("POST", MESSAGES, {"chat_id": chat["id"], "type": "normal",
@@ -142,8 +145,9 @@ async def test_the_tutorial(talk_up):
                      "owner_id": bob.id, "chat_id": chat["id"], "parent_id": hello["id"],
                      "type": "normal", "text": "On it.", "medias": [],
                      "metadata": {"reactions": []}, "mentions": [],
+                     "reply_count": 0, "tm_last_reply": "",
                      "tm_create": ts(reply["tm_create"]),
-                     "tm_update": "", "tm_delete": ""}
+                     "tm_update": reply["tm_create"], "tm_delete": ""}
     assert reply["tm_create"] >= hello["tm_create"]
 
     # 5. Alice reacts to the reply.
@@ -151,20 +155,24 @@ async def test_the_tutorial(talk_up):
     [reaction] = reacted["metadata"]["reactions"]
     assert reaction == {"emoji": "thumbsup", "owner_type": "agent", "owner_id": alice.id,
                         "tm_create": ts(reaction["tm_create"])}
-    assert reacted == {**reply, "metadata": {"reactions": [reaction]}}
+    assert reacted == {**reply, "metadata": {"reactions": [reaction]},
+                       "tm_update": reaction["tm_create"]}
 
     # 6. Both list the talk's messages: newest first, with the system messages of the joins.
     listed = await bob.ok("GET", MESSAGES, params={"chat_id": chat["id"]})
     assert listed["next_page_token"] == ""
     newest, older, *joins = listed["result"]
-    assert (newest, older) == (reacted, hello)
+    # Alice's message is the thread's parent now: one reply, Bob's.
+    assert (newest, older) == (reacted, {**hello, "reply_count": 1,
+                                         "tm_last_reply": reply["tm_create"]})
     assert len(joins) == 2
     assert joins[0] == {"id": joins[0]["id"], "customer_id": cid, "owner_type": "system",
                         "owner_id": bob.id, "chat_id": chat["id"], "parent_id": "",
                         "type": "system", "text": joins[0]["text"], "medias": [],
                         "metadata": {"reactions": []}, "mentions": [],
+                        "reply_count": 0, "tm_last_reply": "",
                         "tm_create": bob_p["tm_joined"],
-                        "tm_update": "", "tm_delete": ""}
+                        "tm_update": bob_p["tm_joined"], "tm_delete": ""}
     assert joins[1]["owner_type"] == "system" and joins[1]["owner_id"] == alice.id
     assert joins[1]["tm_create"] == chat["tm_create"] and "joined" in joins[1]["text"]
     assert await alice.ok("GET", MESSAGES, params={"chat_id": chat["id"]}) == listed
@@ -173,7 +181,7 @@ async def test_the_tutorial(talk_up):
     assert await alice.ok("GET", f"{MESSAGES}/{reply['id']}") == reacted
     mine = await bob.ok("GET", CHATS)
     # Bob's view: Alice's message came after he joined, his reply marked the talk read.
-    assert mine == {"result": [{**chat, "member_count": 2, "unread_count": 0,
+    assert mine == {"result": [{**joined, "unread_count": 0,
                                 "mention_count": 0, "last_message": reacted,
                                 "tm_last_message": reply["tm_create"]}], "next_page_token": ""}
 
@@ -189,7 +197,8 @@ async def test_the_tutorial(talk_up):
         "system", bob.id, "system")
     assert "left" in left_message["text"] and left_message["tm_create"] >= reaction["tm_create"]
     after = talk_of(await alice.ok("GET", chat_path))
-    assert after == {**chat, "member_count": 1}
+    assert after == {**chat, "member_count": 1, "tm_update": after["tm_update"]}
+    assert after["tm_update"] >= bob_p["tm_joined"] and after["tm_update"] == left_message["tm_create"]
     assert [p["owner_id"] for p in (await alice.ok("GET", f"{chat_path}/participants"))["result"]] \
         == [alice.id]
 
