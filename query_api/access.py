@@ -11,7 +11,7 @@ from services.http.problems import Problem
 
 
 def talk_not_found() -> Problem:
-    return Problem(404, "no such talk")
+    return Problem(404, "no such talk", type_="talk-not-found")
 
 
 async def readable_chat(store: ReadStore, caller: Caller, chat_id: UUID) -> Row:
@@ -19,5 +19,5 @@ async def readable_chat(store: ReadStore, caller: Caller, chat_id: UUID) -> Row:
     if chat is None:
         raise talk_not_found()
     if not chat.pop("caller_is_participant"):
-        raise Problem(403, "only participants of this talk may read it")
+        raise Problem(403, "only participants of this talk may read it", type_="not-a-participant")
     return chat

@@ -44,7 +44,7 @@ from services.timefmt import utcnow
 def require_auditor(request: web.Request) -> Caller:
     caller = caller_of(request)
     if not caller.is_auditor:
-        raise Problem(403, "auditing needs the role 'audit' in the token")
+        raise Problem(403, "auditing needs the role 'audit' in the token", type_="not-an-auditor")
     return caller
 
 
@@ -76,7 +76,7 @@ async def get_talk_at(request: web.Request) -> web.Response:
     except NotFinalYet as exc:
         raise Problem(503, str(exc), headers={"Retry-After": "1"}) from None
     if state is None:
-        raise Problem(404, "the talk did not exist yet at that moment")
+        raise Problem(404, "the talk did not exist yet at that moment", type_="talk-not-found")
     return json_ok(state)
 
 
@@ -86,10 +86,10 @@ async def get_message_history(request: web.Request) -> web.Response:
     events = await message_events(request.app[DATABASE], message_id)
     posted = events[0].decode() if events else None
     if not isinstance(posted, ev.MessagePosted):
-        raise Problem(404, "no such message")
+        raise Problem(404, "no such message", type_="message-not-found")
     try:
         await _require_customers_talk(request, caller, posted.chat_id)
     except Problem:
-        raise Problem(404, "no such message") from None
+        raise Problem(404, "no such message", type_="message-not-found") from None
     return json_ok({"message_id": str(message_id), "chat_id": str(posted.chat_id),
                     "result": message_history(events)})

@@ -30,18 +30,23 @@ from events.position_token import PATTERN as POSITION_PATTERN
 from query_api.chats import ChatListQuery
 from query_api.consistency import HEADER as MIN_POSITION_HEADER
 from query_api.messages import MessageListQuery
+from query_api.pagination import TOKEN_PATTERN
 from services.http.middlewares import CORRELATION_ID_HEADER
 from services.http.models import (
     RESPONSE_MODELS,
+    AuditedMessageHistory,
     Message,
     MessageHistory,
     MessageList,
     Participant,
     ParticipantList,
     Talk,
+    TalkAtMoment,
     TalkList,
 )
 from services.http.problems import PROBLEM_JSON, TITLES
+from services.openapi_links import links_of
+from services.openapi_problems import describe, type_schema
 
 OPENAPI_PATH = "/v1.0/openapi.json"
 REQUEST_ID_HEADER = "X-Request-ID"
@@ -73,9 +78,14 @@ V = "/v1.0"
 CHATS = f"{V}/service_agents/talk_chats"
 MESSAGES = f"{V}/service_agents/talk_messages"
 
-EMOJI_QUERY = {"name": "emoji", "in": "query", "required": False,
-               "description": "the emoji to remove (instead of a body)",
-               "schema": {"type": "string", "minLength": 1, "maxLength": 64}}
+EMOJI_QUERY = {"name": "emoji", "in": "query", "required": True,
+               "description": "the emoji to remove",
+               "schema": {"type": "string", "minLength": 1, "maxLength": rules.EMOJI_MAX,
+                          "pattern": rules.EMOJI_PATTERN}}
+AT_QUERY = {"name": "at", "in": "query", "required": False,
+            "description": "a position of the event store (digits), or a UTC timestamp "
+                           "(`YYYY-MM-DD HH:MM:SS.ffffff` or ISO 8601); default: now",
+            "schema": {"type": "string", "minLength": 1, "maxLength": 64}}
 
 OPERATIONS: dict[tuple[str, str], Operation] = {
     ("POST", CHATS): Operation(
@@ -92,7 +102,10 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         "updateChat", "Change a talk's name and/or detail (one at least)", "talks", Talk,
         rq.UpdateChatRequest),
     ("DELETE", f"{CHATS}/{{chat_id}}"): Operation(
-        "deleteChat", "Soft-delete a talk (sets tm_delete)", "talks", Talk),
+        "deleteChat", "Soft-delete a talk (sets tm_delete)", "talks", Talk,
+        description="A soft delete: the talk keeps answering `GET` (200, `tm_delete` set) and "
+                    "its participants and messages to its participants, leaves their lists "
+                    "of talks, and refuses every change (409 `talk-deleted`)."),
     ("POST", f"{CHATS}/{{chat_id}}/close"): Operation(
         "closeChat", "Close a talk (`status` `closed`); closing a closed talk is a no-op",
         "talks", Talk, description="A closed talk refuses posting, editing, reacting and "
@@ -141,13 +154,32 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         "editMessage", "Edit a message's text (author only)", "messages", Message,
         rq.EditMessageRequest),
     ("DELETE", f"{MESSAGES}/{{message_id}}"): Operation(
-        "deleteMessage", "Soft-delete a message (author only)", "messages", Message),
+        "deleteMessage", "Soft-delete a message (author only)", "messages", Message,
+        description="A soft delete: the message keeps answering `GET` (200) as a tombstone "
+                    "(`tm_delete` set, `text` and `medias` empty), its replies keep their "
+                    "thread, and it refuses changes (409 `message-deleted`). Deleting it "
+                    "again is a no-op."),
     ("POST", f"{MESSAGES}/{{message_id}}/reactions"): Operation(
         "addReaction", "React to a message", "reactions", Message, rq.ReactionRequest),
     ("DELETE", f"{MESSAGES}/{{message_id}}/reactions"): Operation(
-        "removeReaction", "Remove the caller's own reaction (emoji in the body or the query)",
-        "reactions", Message, rq.ReactionRequest, body_required=False,
-        extra_query=(EMOJI_QUERY,)),
+        "removeReaction", "Remove the caller's own reaction", "reactions", Message,
+        extra_query=(EMOJI_QUERY,),
+        description="The emoji may come in a JSON body `{\"emoji\": ...}` instead of the "
+                    "query (VoIPBIN clients send it so); the query wins when both are sent. "
+                    "Removing a reaction that is not there is a no-op."),
+    # Auditors (a token with "roles": ["audit"]): from the event store, at any moment.
+    ("GET", f"{V}/audit/talk_chats/{{chat_id}}"): Operation(
+        "getTalkAt", "A talk as it was at a moment (auditors of its customer)", "audit",
+        TalkAtMoment, extra_query=(AT_QUERY,), errors=QUERY_ERRORS,
+        description="Read from the event store, not the read tables: the talk, its "
+                    "participants and messages as they were at `at` (a position or a time). "
+                    "403 `not-an-auditor` without the role; 503 while a transaction that may "
+                    "still commit before that moment is open."),
+    ("GET", f"{V}/audit/talk_messages/{{message_id}}/history"): Operation(
+        "getMessageEvents", "Every event of a message, oldest first (auditors)", "audit",
+        AuditedMessageHistory, errors=QUERY_ERRORS,
+        description="Each event of the message's stream with who did it, when, and the "
+                    "message as it stood after it."),
     # The overview page's short forms.
     ("POST", f"{V}/talks"): Operation(
         "createTalk", "Create a talk (short form)", "short forms", Talk, rq.CreateTalkRequest),
@@ -178,20 +210,23 @@ def talk_routes() -> list[tuple[str, str]]:
     """(method, path) of every API route, from the two route tables."""
     # Imported here: query_api.routes imports this module to serve the document.
     from command_api.routes import ROUTES as COMMAND_ROUTES
+    from query_api.routes import AUDIT_ROUTES
     from query_api.routes import ROUTES as QUERY_ROUTES
 
-    return [(method, path) for method, path, _ in [*COMMAND_ROUTES, *QUERY_ROUTES]]
+    return [(method, path) for method, path, _ in [*COMMAND_ROUTES, *QUERY_ROUTES,
+                                                   *AUDIT_ROUTES]]
 
 
 # What the domain rules (command_api/domain/rules.py) add to the request models' types: the
 # request models check types only, the domain checks meaning, and a client should see both.
 _TYPE = {"enum": list(rules.CHAT_TYPES)}
-_NAME = {"maxLength": rules.NAME_MAX}
-_DETAIL = {"maxLength": rules.DETAIL_MAX}
-_TEXT = {"maxLength": rules.TEXT_MAX,
+_NUL_FREE = {"pattern": rules.NUL_FREE_PATTERN}  # Postgres cannot store NUL
+_NAME = {"maxLength": rules.NAME_MAX, **_NUL_FREE}
+_DETAIL = {"maxLength": rules.DETAIL_MAX, **_NUL_FREE}
+_TEXT = {"maxLength": rules.TEXT_MAX, **_NUL_FREE,
          "description": f"at most {rules.TEXT_MAX:,} characters; required unless `medias` "
                         "is not empty"}
-_EMOJI = {"minLength": 1, "maxLength": rules.EMOJI_MAX,
+_EMOJI = {"minLength": 1, "maxLength": rules.EMOJI_MAX, "pattern": rules.EMOJI_PATTERN,
           "description": "a Unicode emoji (sequence) or a short name such as `thumbsup`"}
 REQUEST_RULES: dict[tuple[str, str], dict[str, Any]] = {
     ("CreateChatRequest", "type"): _TYPE,
@@ -210,11 +245,13 @@ REQUEST_RULES: dict[tuple[str, str], dict[str, Any]] = {
     ("PostTalkMessageRequest", "type"): {"enum": ["normal"]},
     ("PostTalkMessageRequest", "text"): _TEXT,
     ("PostTalkMessageRequest", "medias"): {"maxItems": rules.MEDIAS_MAX},
-    ("MediaRequest", "type"): {"maxLength": rules.MEDIA_TYPE_MAX, "pattern": r"^[\w.+-]+/[\w.+-]+$",
+    ("MediaRequest", "type"): {"maxLength": rules.MEDIA_TYPE_MAX, "pattern": rules.MIME_PATTERN,
                                "description": "a MIME type such as image/png"},
-    ("MediaRequest", "url"): {"maxLength": rules.MEDIA_URL_MAX, "pattern": "^[Hh][Tt][Tt][Pp][Ss]?://",
-                              "description": "an http(s) URL"},
-    ("MediaRequest", "name"): {"maxLength": rules.MEDIA_NAME_MAX},
+    ("MediaRequest", "url"): {"maxLength": rules.MEDIA_URL_MAX, "pattern": rules.URL_PATTERN,
+                              "description": "an http(s) URL: a host of letters, digits, dots "
+                                             "and dashes, an optional port, then a path, query "
+                                             "or fragment without spaces or control characters"},
+    ("MediaRequest", "name"): {"maxLength": rules.MEDIA_NAME_MAX, **_NUL_FREE},
     ("EditMessageRequest", "text"): _TEXT,
     ("ReactionRequest", "emoji"): _EMOJI,
 }
@@ -240,7 +277,34 @@ def _schemas() -> dict[str, Any]:
         prop = schemas.get(model, {}).get("properties", {}).get(name)
         if prop is not None:  # a renamed field loses its refinement, not the document
             _refine(prop, extra)
+    _cross_field_rules(schemas)
     return schemas
+
+
+_EMPTY_STRING = {"type": "string", "maxLength": 0}
+
+
+def _cross_field_rules(schemas: dict[str, Any]) -> None:
+    """Rules between fields, as the domain checks them: a talk's update names `name` or
+    `detail` (not null); a message has a text that is not blank, or attachments; an id that
+    may be empty (`parent_id`, `message_id`) accepts `""` as unset."""
+    def non_null(name: str) -> dict[str, Any]:
+        return {"required": [name], "properties": {name: {"type": "string"}}}
+
+    if "UpdateChatRequest" in schemas:
+        schemas["UpdateChatRequest"]["anyOf"] = [non_null("name"), non_null("detail")]
+    for model in ("PostMessageRequest", "PostTalkMessageRequest"):
+        if model in schemas:
+            schemas[model]["anyOf"] = [
+                {"required": ["text"], "properties": {
+                    "text": {"type": "string", "pattern": rules.NOT_BLANK_PATTERN}}},
+                {"required": ["medias"], "properties": {
+                    "medias": {"type": "array", "minItems": 1}}}]
+    for model, name in (("PostMessageRequest", "parent_id"), ("PostTalkMessageRequest",
+                        "parent_id"), ("MarkReadRequest", "message_id")):
+        prop = schemas.get(model, {}).get("properties", {}).get(name)
+        if prop is not None and "anyOf" in prop:
+            prop["anyOf"].append(dict(_EMPTY_STRING))
 
 
 def _without_null(schema: dict[str, Any]) -> dict[str, Any]:
@@ -259,6 +323,25 @@ def _without_null(schema: dict[str, Any]) -> dict[str, Any]:
     return schema
 
 
+# Query parameters whose models take more than their types say: `""` meaning unset, and
+# what the handlers check (query_api/messages.py, pagination.py).
+_EMPTY_IS_UNSET = frozenset({"chat_id", "parent_id"})
+_Q_PATTERN = r"^(?![\s\S]*\x00)(?:$|[\s\S]*[^\W_])"  # empty, or a letter or digit; no NUL
+
+
+def _query_rule(name: str, schema: dict[str, Any]) -> dict[str, Any]:
+    if name in _EMPTY_IS_UNSET and schema.get("format") == "uuid":
+        return {"anyOf": [schema, dict(_EMPTY_STRING)]}
+    if name == "q":
+        return {**schema, "pattern": _Q_PATTERN}
+    if name == "page_token":
+        return {**schema, "pattern": TOKEN_PATTERN,
+                "description": "`\"\"` (the first page), a `next_page_token` this service "
+                               "answered, or a bare timestamp in the API format (strictly "
+                               "before that instant)"}
+    return schema
+
+
 def _query_parameters(op: Operation) -> list[dict[str, Any]]:
     params: list[dict[str, Any]] = []
     if op.query is not None:
@@ -268,7 +351,7 @@ def _query_parameters(op: Operation) -> list[dict[str, Any]]:
             if name in op.query_exclude:
                 continue
             param: dict[str, Any] = {"name": name, "in": "query", "required": name in required,
-                                     "schema": _without_null(prop)}
+                                     "schema": _query_rule(name, _without_null(prop))}
             if "description" in prop:
                 param["description"] = prop["description"]
             params.append(param)
@@ -286,7 +369,7 @@ _CORRELATION_ID = {
     "name": CORRELATION_ID_HEADER, "in": "header", "required": False,
     "description": "kept in the metadata of every event the request appends (default: the "
                    "request id); 400 if malformed",
-    "schema": {"type": "string", "pattern": "^[A-Za-z0-9._:-]{1,128}$"}}
+    "schema": {"type": "string", "pattern": "^([A-Za-z0-9._:-]{1,128})?$"}}
 
 
 def _header_parameters(method: str) -> list[dict[str, Any]]:
@@ -311,16 +394,22 @@ def _header_parameters(method: str) -> list[dict[str, Any]]:
     return [_CORRELATION_ID]
 
 
-def _problem_response(status: int) -> dict[str, Any]:
+def _problem_response(status: int, operation_id: str | None = None) -> dict[str, Any]:
+    """A problem answer; its description lists the types ``operation_id`` may answer, and for
+    403/404/409/422 its schema allows only those (services/openapi_problems.py)."""
+    schema: dict[str, Any] = {"$ref": REF.format(model="Problem")}
+    if (types := type_schema(operation_id, status)) is not None:
+        schema = {"allOf": [schema, {"properties": {"type": types}}]}
     response: dict[str, Any] = {
-        "description": TITLES.get(status, "Error"),
-        "content": {PROBLEM_JSON: {"schema": {"$ref": REF.format(model="Problem")}}},
+        "description": describe(operation_id, status, TITLES.get(status, "Error")),
+        "content": {PROBLEM_JSON: {"schema": schema}},
     }
     headers = {REQUEST_ID_HEADER: {"$ref": "#/components/headers/RequestId"}}
     if status == 401:
         headers["WWW-Authenticate"] = {"schema": {"type": "string"}}
     if status == 503:
-        headers["Retry-After"] = {"schema": {"type": "string"},
+        headers["Retry-After"] = {"schema": {"type": "string", "pattern": "^[0-9]+$"},
+                                  "required": True,
                                   "description": "seconds after which to retry"}
         response["description"] = (
             "Service Unavailable: a dependency (Postgres) is unreachable (`type` "
@@ -337,7 +426,9 @@ def _operation(method: str, path: str, op: Operation | None) -> dict[str, Any]:
         return {"summary": "undocumented route", "x-talk-undocumented": True,
                 "parameters": params,
                 "responses": {"default": _problem_response(500) | {"description": "any answer"}}}
-    params += _query_parameters(op) + _header_parameters(method)
+    params += _query_parameters(op) + [
+        p for p in _header_parameters(method)  # the audit reads do not read the projection
+        if not (op.tag == "audit" and p["name"] == MIN_POSITION_HEADER)]
     headers: dict[str, Any] = {REQUEST_ID_HEADER: {"$ref": "#/components/headers/RequestId"}}
     if method != "GET":
         headers[POSITION_HEADER] = {"$ref": "#/components/headers/Position"}
@@ -355,7 +446,7 @@ def _operation(method: str, path: str, op: Operation | None) -> dict[str, Any]:
         "responses": {
             "200": {"description": "OK", "headers": headers, "content": {
                 "application/json": {"schema": {"$ref": REF.format(model=op.answer.__name__)}}}},
-            **{str(s): _problem_response(s) for s in sorted(errors)},
+            **{str(s): _problem_response(s, op.operation_id) for s in sorted(errors)},
             "default": _problem_response(500) | {"description": "another problem"},
         },
     }
@@ -374,6 +465,11 @@ def build_document(routes: list[tuple[str, str]]) -> dict[str, Any]:
         openapi_path = _PATH_PARAM.sub(lambda m: "{" + m.group(1) + "}", path)
         paths.setdefault(openapi_path, {})[method.lower()] = _operation(
             method, path, OPERATIONS.get((method, path)))
+    operations = [op for item in paths.values() for op in item.values()]
+    known = {op["operationId"] for op in operations if "operationId" in op}
+    for op in operations:
+        if links := links_of(op.get("operationId", ""), known):
+            op["responses"]["200"]["links"] = links
     paths[OPENAPI_PATH] = {"get": {
         "operationId": "getOpenApiDocument", "summary": "This document", "tags": ["meta"],
         "security": [],
@@ -392,7 +488,8 @@ def build_document(routes: list[tuple[str, str]]) -> dict[str, Any]:
         },
         "security": [{"bearer": []}, {"token": []}],
         "tags": [{"name": t} for t in
-                 ("talks", "participants", "messages", "reactions", "short forms", "meta")],
+                 ("talks", "participants", "messages", "reactions", "short forms", "audit",
+                  "meta")],
         "paths": paths,
         "components": {
             "schemas": _schemas(),

@@ -145,15 +145,15 @@ def _post(chat: ChatState, message: MessageState, cmd: PostMessage,
         errors.append({"field": "type", "message": why})
     errors += rules.text_errors(cmd.text, required=not cmd.medias)  # media-only is fine
     errors += rules.medias_errors(cmd.medias)
+    if errors:
+        raise Invalid("the message is invalid", errors)
     if cmd.parent_id is not None and not (
         parent is not None
         and parent.exists
         and parent.message_id == cmd.parent_id
         and parent.chat_id == chat.chat_id
-    ):
-        errors.append({"field": "parent_id", "message": "must be a message of the same talk"})
-    if errors:
-        raise Invalid("the message is invalid", errors)
+    ):  # a well-formed id naming no message of this talk: 404, as for a path's id
+        raise NotFound("parent_id is not a message of this talk", "parent-not-found")
     require_live(chat)
     require_open(chat)
     if message.exists:
@@ -178,7 +178,10 @@ def _require_author(chat: ChatState, message: MessageState, cmd: MessageCommand,
 def _edit(chat: ChatState, message: MessageState, cmd: EditMessage) -> list[Event]:
     _require_message(chat, message, cmd)
     _require_author(chat, message, cmd, "edit")
-    rules.validate_text(cmd.text, required=not message.has_medias)  # as when posting
+    rules.validate_text(cmd.text, required=False)
+    if not message.has_medias and not cmd.text.strip():  # the message would say nothing
+        raise Conflict("a message without attachments needs a text that is not blank",
+                       "text-required")
     require_live(chat)
     require_open(chat)
     if message.deleted:

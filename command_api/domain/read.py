@@ -15,7 +15,7 @@ from uuid import UUID
 
 from command_api.domain.chat import ChatState, require_chat, require_participant
 from command_api.domain.commands import MarkRead
-from command_api.domain.errors import Invalid
+from command_api.domain.errors import NotFound
 from command_api.domain.message import MessageState
 from events.catalogue import ChatRead, Event, events_on
 
@@ -53,15 +53,16 @@ def fold_read(events: Iterable[Event], state: ReadMarker | None = None) -> ReadM
 def decide_read(chat: ChatState, marker: ReadMarker, message: MessageState,
                 cmd: MarkRead) -> list[Event]:
     """A ChatRead if ``message`` is past the marker; nothing
-    if it is not. 404 for another customer's talk, 403 for a non-participant, 400 for a
-    message of another talk. Reading works in a closed talk too."""
+    if it is not. 404 for another customer's talk, 403 for a non-participant, 404
+    (``message-not-found``) for a message of another talk. Reading works in a closed talk too."""
     require_chat(chat, cmd.customer_id, cmd.chat_id)
     require_participant(chat, cmd.actor_id, "mark it read")
     if cmd.message_id is None:
         return []  # no message to read yet
     if (not message.exists or message.message_id != cmd.message_id
             or message.chat_id != cmd.chat_id or message.tm_create is None):
-        raise Invalid.field("message_id", "must be a message of this talk")
+        # a well-formed id naming no message of this talk: 404, as for a path's id
+        raise NotFound("message_id is not a message of this talk", "message-not-found")
     key = (message.tm_create, cmd.message_id)
     if marker.marker is not None and key <= marker.marker:
         return []

@@ -30,8 +30,17 @@ MEDIA_URL_MAX = 2048
 MEDIA_NAME_MAX = 255
 EMOJI_MAX = 64
 
-_MIME_RE = re.compile(r"^[\w.+-]+/[\w.+-]+$", re.ASCII)
-_SHORT_NAME_RE = re.compile(r"^[a-z0-9_+-]{1,64}$")
+# Patterns the OpenAPI document publishes as they are (JSON Schema ``pattern``: a search,
+# anchored here): a value the document accepts is one these rules accept. ``$(?!\n)``: the
+# end of the text, not before a final newline.
+MIME_PATTERN = r"^[A-Za-z0-9_.+-]+/[A-Za-z0-9_.+-]+$(?!\n)"
+_PORT = r"(?:6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[0-9]{1,4})"
+URL_PATTERN = (r"^[Hh][Tt][Tt][Pp][Ss]?://[A-Za-z0-9.-]+(?::" + _PORT + r")?"
+               r"(?:[/?#][^\s\x00-\x1f\x7f]*)?$(?!\n)")
+NUL_FREE_PATTERN = r"^[^\x00]*$"
+NOT_BLANK_PATTERN = r"\S"  # holds a character that is not white space
+_MIME_RE = re.compile(MIME_PATTERN)
+_URL_RE = re.compile(URL_PATTERN)
 
 
 def _problem(field: str, message: str) -> list[FieldError]:
@@ -90,6 +99,9 @@ def url_errors(url: Any, field: str) -> list[FieldError]:
         return _problem(field, "must be a valid URL")
     if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
         return _problem(field, "must be an http or https URL")
+    if not _URL_RE.search(url):
+        return _problem(field, "must be http(s)://host[:port][/path] with a host of letters,"
+                               " digits, dots and dashes")
     return []
 
 
@@ -106,7 +118,7 @@ def media_errors(media: Any, field: str) -> list[FieldError]:
     errors: list[FieldError] = []
     if not isinstance(mtype, str) or not mtype:
         errors += _problem(f"{field}.type", "is required")
-    elif len(mtype) > MEDIA_TYPE_MAX or not _MIME_RE.match(mtype):
+    elif len(mtype) > MEDIA_TYPE_MAX or not _MIME_RE.search(mtype):
         errors += _problem(f"{field}.type", "must be a MIME type such as image/png")
     errors += url_errors(url, f"{field}.url")
     errors += string_errors("" if name is None else name, f"{field}.name", max_len=MEDIA_NAME_MAX)
@@ -153,35 +165,23 @@ _PICTOGRAPHIC = (
     (0x2B05, 0x2B55), (0x3030, 0x3030), (0x303D, 0x303D), (0x3297, 0x3297),
     (0x3299, 0x3299), (0x1F000, 0x1FAFF),
 )
-_JOINERS = {0x200D, 0xFE0E, 0xFE0F, 0x20E3}  # ZWJ, variation selectors, keycap
-_TAGS = (0xE0020, 0xE007F)  # subdivision flags
-_KEYCAP_BASES = set("0123456789#*")
 
 
-def _pictographic(cp: int) -> bool:
-    return any(lo <= cp <= hi for lo, hi in _PICTOGRAPHIC)
+def _char_class(ranges: tuple[tuple[int, int], ...]) -> str:
+    return "".join(chr(lo) if lo == hi else f"{chr(lo)}-{chr(hi)}" for lo, hi in ranges)
 
 
-def _is_unicode_emoji(s: str) -> bool:
-    """A run of emoji: pictographs joined by ZWJ, variation selectors, skin tones, tags,
-    regional indicator pairs and keycaps (``1️⃣``). Letters and plain digits are refused."""
-    if s[0] == "\u200d" or s[-1] == "\u200d":
-        return False
-    seen_pictograph = False
-    for i, ch in enumerate(s):
-        cp = ord(ch)
-        if _pictographic(cp):
-            seen_pictograph = True
-        elif ch in _KEYCAP_BASES:
-            rest = s[i + 1 : i + 3]
-            if not (rest.startswith("\u20e3") or rest == "\ufe0f\u20e3"):
-                return False
-            seen_pictograph = True
-        elif cp in _JOINERS or _TAGS[0] <= cp <= _TAGS[1]:
-            continue
-        else:
-            return False
-    return seen_pictograph
+_PICTOGRAPH = f"[{_char_class(_PICTOGRAPHIC)}]"
+_KEYCAP = "[0-9#*]\ufe0f?\u20e3"  # 1️⃣
+_JOINER = "[\u200d\ufe0e\ufe0f\u20e3\U000e0020-\U000e007f]"  # ZWJ, selectors, keycap, tags
+_EMOJI_SEQUENCE = (f"(?!\u200d)(?:{_PICTOGRAPH}|{_KEYCAP}|{_JOINER})*"
+                   f"(?:{_PICTOGRAPH}|{_KEYCAP})(?:{_PICTOGRAPH}|{_KEYCAP}|{_JOINER})*(?<!\u200d)")
+# A short name like ``thumbsup`` / ``+1``, or a run of emoji: pictographs joined by ZWJ,
+# variation selectors, skin tones, tags, regional indicator pairs and keycaps. Letters and
+# plain digits are refused. (The characters are written out, not escaped, so that every
+# regex dialect reading the OpenAPI document sees the same class.)
+EMOJI_PATTERN = f"^(?:[a-z0-9_+-]{{1,{EMOJI_MAX}}}|{_EMOJI_SEQUENCE})$(?!\n)"
+_EMOJI_RE = re.compile(EMOJI_PATTERN)
 
 
 def is_valid_emoji(emoji: Any) -> bool:
@@ -189,7 +189,7 @@ def is_valid_emoji(emoji: Any) -> bool:
     Unicode emoji sequence like ``👍``, ``👍🏽``, ``👨‍👩‍👧``, ``🇯🇵``, ``1️⃣``."""
     if not isinstance(emoji, str) or not 1 <= len(emoji) <= EMOJI_MAX:
         return False
-    return bool(_SHORT_NAME_RE.match(emoji)) or _is_unicode_emoji(emoji)
+    return bool(_EMOJI_RE.search(emoji))
 
 
 def emoji_errors(emoji: Any, field: str = "emoji") -> list[FieldError]:

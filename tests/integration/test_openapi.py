@@ -29,7 +29,7 @@ METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 
 
 def _outside_document(path: str) -> bool:
-    return path in NOT_API or path.startswith(("/v1.0/ws", "/v1.0/audit"))
+    return path in NOT_API or path.startswith(("/v1.0/ws", "/v1.0/asyncapi"))
 
 
 def registered_routes(app) -> set[tuple[str, str]]:
@@ -92,7 +92,9 @@ def test_operations_declare_auth_errors_and_headers(document):
             assert {"400", "401", "404", "default"} <= problems, f"{method.upper()} {path}"
             headers = {p["name"] for p in op["parameters"] if p["in"] == "header"}
             if method == "get":
-                assert "X-Talk-Min-Position" in headers and "503" in problems
+                # the audit reads read the event store, not the projection
+                assert ("X-Talk-Min-Position" in headers) != path.startswith("/v1.0/audit")
+                assert "503" in problems
             else:
                 assert "X-Talk-Position" in op["responses"]["200"]["headers"]
                 assert "409" in problems
@@ -110,12 +112,12 @@ def test_query_parameters_follow_the_request_models(document):
     assert params["page_size"]["schema"]["maximum"] == 100
     assert params["chat_id"]["required"] is False  # without it: every talk of the caller
     assert params["q"]["schema"]["maxLength"] == 200
-    assert params["parent_id"]["schema"] == {"type": "string", "format": "uuid"}
+    assert params["parent_id"]["schema"] == {"anyOf": [  # "" is as if absent
+        {"type": "string", "format": "uuid"}, {"type": "string", "maxLength": 0}]}
     short = document["paths"]["/v1.0/talks/{chat_id}/messages"]["get"]
     assert "chat_id" not in {p["name"] for p in short["parameters"] if p["in"] == "query"}
     unreact = document["paths"]["/v1.0/service_agents/talk_messages/{message_id}/reactions"]
     assert "emoji" in {p["name"] for p in unreact["delete"]["parameters"]}
-    assert unreact["delete"]["requestBody"]["required"] is False
 
 
 def test_the_document_is_valid_openapi_3_1(document):
@@ -157,3 +159,77 @@ def test_response_models_match_the_rendered_resources():
     Message.model_validate(message_resource({**message, "parent_id": uuid4()}))
     with pytest.raises(ValidationError):  # the models are strict: an unknown field fails
         Talk.model_validate({**chat_resource(chat), "extra": 1})
+
+
+PROBLEMS = "https://talk.dev/problems/"
+
+
+def _types(document: dict, path: str, method: str, status: str) -> set[str]:
+    schema = document["paths"][path][method]["responses"][status]["content"][
+        "application/problem+json"]["schema"]
+    return {t.removeprefix(PROBLEMS) for t in schema["allOf"][1]["properties"]["type"]["enum"]}
+
+
+def test_each_operation_lists_the_problem_types_it_answers(document):
+    chats, messages = "/v1.0/service_agents/talk_chats", "/v1.0/service_agents/talk_messages"
+    add = f"{chats}/{{chat_id}}/participants"
+    assert {"already-participant", "talk-full", "too-many-members", "talk-deleted",
+            "talk-closed"} <= _types(document, add, "post", "409")
+    assert "message-deleted" not in _types(document, add, "post", "409")
+    assert _types(document, add, "post", "403") == {"forbidden", "not-a-participant"}
+    react = f"{messages}/{{message_id}}/reactions"
+    assert {"too-many-reactions", "too-many-reactions-by-agent", "message-deleted"} <= _types(
+        document, react, "post", "409")
+    assert "not-the-author" in _types(document, f"{messages}/{{message_id}}", "put", "403")
+    assert "parent-not-found" in _types(document, messages, "post", "404")
+    assert _types(document, messages, "post", "422") == {"idempotency-key-reused"}
+    description = document["paths"][add]["post"]["responses"]["409"]["description"]
+    assert "`already-participant`" in description and "`talk-full`" in description
+    # Every rule of the domain is answered by some operation.
+    from command_api.domain.errors import PROBLEM_TYPES
+    listed = {t for path, item in document["paths"].items() for method, op in item.items()
+              for status in ("403", "404", "409", "422") if status in op.get("responses", {})
+              for t in _types(document, path, method, status)}
+    assert set(PROBLEM_TYPES) - {"invalid-input"} <= listed
+
+
+def test_the_document_states_what_the_api_enforces(document):
+    schemas = document["components"]["schemas"]
+    assert schemas["UpdateChatRequest"]["anyOf"] == [
+        {"required": ["name"], "properties": {"name": {"type": "string"}}},
+        {"required": ["detail"], "properties": {"detail": {"type": "string"}}}]
+    assert len(schemas["PostMessageRequest"]["anyOf"]) == 2  # a text, or attachments
+    media = schemas["MediaRequest"]["properties"]
+    assert media["url"]["pattern"].startswith("^[Hh][Tt][Tt][Pp]")
+    assert media["type"]["pattern"] and media["name"]["pattern"] == "^[^\\x00]*$"
+    assert schemas["ReactionRequest"]["properties"]["emoji"]["pattern"]
+    listing = document["paths"]["/v1.0/service_agents/talk_messages"]["get"]
+    token = next(p for p in listing["parameters"] if p["name"] == "page_token")
+    assert token["schema"]["pattern"]
+    unreact = document["paths"]["/v1.0/service_agents/talk_messages/{message_id}/reactions"]
+    assert "requestBody" not in unreact["delete"]
+    assert next(p for p in unreact["delete"]["parameters"] if p["name"] == "emoji")["required"]
+    retry = listing["responses"]["503"]["headers"]["Retry-After"]
+    assert retry["required"] is True
+    for path in ("/v1.0/service_agents/talk_chats/{chat_id}",
+                 "/v1.0/service_agents/talk_messages/{message_id}"):
+        assert "soft delete" in document["paths"][path]["delete"]["description"]
+    assert "/v1.0/audit/talk_chats/{chat_id}" in document["paths"]
+
+
+def test_links_walk_from_a_created_talk_and_a_posted_message(document):
+    created = document["paths"]["/v1.0/service_agents/talk_chats"]["post"]["responses"]["200"]
+    targets = {link["operationId"] for link in created["links"].values()}
+    assert {"getChat", "listParticipants", "listMessages", "addParticipant",
+            "postMessage"} <= targets
+    assert created["links"]["GetTalk"]["parameters"]["header.X-Talk-Min-Position"] == (
+        "$response.header.X-Talk-Position")  # the read waits for the write
+    posted = document["paths"]["/v1.0/service_agents/talk_messages"]["post"]["responses"]["200"]
+    assert {"getMessage", "editMessage", "deleteMessage", "addReaction"} <= {
+        link["operationId"] for link in posted["links"].values()}
+    operation_ids = {op["operationId"] for item in document["paths"].values()
+                     for op in item.values()}
+    for item in document["paths"].values():
+        for op in item.values():
+            for link in op["responses"].get("200", {}).get("links", {}).values():
+                assert link["operationId"] in operation_ids

@@ -35,3 +35,20 @@ def test_page_query_bounds():
         with pytest.raises(ValueError):
             PageQuery.model_validate({"page_size": bad})
     assert PageQuery.model_validate({"page_size": "1"}).page_size == 1
+
+
+@pytest.mark.parametrize("token", [
+    "", "2024-02-29 00:00:00.000000", "2023-02-29 00:00:00.000000", "0000-01-01 00:00:00.000000",
+    "2026-01-02 03:04:05.678901\n", "2026-1-2 3:4:5.6", "0" * 17 + "a" * 32,
+    "0" * 17 + "A" * 32, "1" * 16 + "a" * 32, "2026-01-02 24:00:00.000000"])
+def test_the_published_pattern_accepts_exactly_the_tokens_that_decode(token):
+    import re
+
+    from query_api.pagination import TOKEN_PATTERN
+    try:
+        decode_token(token)
+        decodes = True
+    except InvalidPageToken:
+        decodes = False
+    assert bool(re.search(TOKEN_PATTERN, token)) == decodes
+    assert decodes == (token in ("", "2024-02-29 00:00:00.000000", "0" * 17 + "a" * 32))

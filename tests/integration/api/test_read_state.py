@@ -95,11 +95,11 @@ async def test_read_rules(talk):
     await alice.get_chat(chat)
     await outsider.problem(403, "POST", f"{CHATS}/{chat['id']}/read", json={})
     await talk.agent().problem(404, "POST", f"{CHATS}/{chat['id']}/read", json={})
-    await bob.problem(400, "POST", f"{CHATS}/{chat['id']}/read",
+    await bob.problem(404, "POST", f"{CHATS}/{chat['id']}/read",
                       json={"message_id": elsewhere["id"]})
     await bob.problem(400, "POST", f"{CHATS}/{chat['id']}/read", json={"message_id": "nope"})
     await bob.problem(400, "POST", f"{CHATS}/{chat['id']}/read", json=[])
-    await bob.problem(400, "POST", f"{CHATS}/{chat['id']}/read",
+    await bob.problem(404, "POST", f"{CHATS}/{chat['id']}/read",
                       json={"message_id": str(uuid4())})
 
 

@@ -105,7 +105,7 @@ def test_post_reply_to_a_message_of_the_same_talk_even_deleted():
     assert ev2.parent_id == reply.message_id
 
 
-def test_post_parent_problems_are_invalid():
+def test_a_parent_that_is_no_message_of_the_talk_is_not_found():
     chat, other = a_chat(ALICE), a_chat(ALICE)
     elsewhere = a_message(other)
     here = a_message(chat)
@@ -115,9 +115,11 @@ def test_post_parent_problems_are_invalid():
         (elsewhere.message_id, elsewhere),  # other talk
         (new_id(), here),  # state of a different message
     ]:
-        with pytest.raises(Invalid) as exc:
+        with pytest.raises(NotFound) as exc:
             decide_message(chat, MessageState(), post_cmd(chat, parent_id=parent_id), parent)
-        assert invalid_fields(exc) == ["parent_id"]
+        assert exc.value.problem == "parent-not-found"
+    with pytest.raises(Invalid):  # bad input is told first
+        decide_message(chat, MessageState(), post_cmd(chat, parent_id=new_id(), text=""), None)
 
 
 def test_post_by_non_participant_is_forbidden():
@@ -224,13 +226,22 @@ def test_author_who_left_cannot_edit_or_delete():
         decide_message(chat, msg, DeleteMessage(message_id=msg.message_id, **ctx(BOB)))
 
 
-@pytest.mark.parametrize("text", ["", "  ", "x" * 10_001, "a\x00"])
+@pytest.mark.parametrize("text", ["x" * 10_001, "a\x00"])
 def test_edit_text_rules(text):
     chat = a_chat(ALICE)
     msg = a_message(chat)
     with pytest.raises(Invalid) as exc:
         decide_message(chat, msg, edit_cmd(msg, text=text))
     assert invalid_fields(exc) == ["text"]
+
+
+@pytest.mark.parametrize("text", ["", "  "])
+def test_a_blank_edit_of_a_message_without_attachments_conflicts(text):
+    chat = a_chat(ALICE)
+    msg = a_message(chat)
+    with pytest.raises(Conflict) as exc:
+        decide_message(chat, msg, edit_cmd(msg, text=text))
+    assert exc.value.problem == "text-required"
 
 
 def test_edit_deleted_message_is_conflict():
