@@ -89,6 +89,12 @@ class Settings(BaseSettings):
     command_stream_cache_bytes: int = Field(
         default=64 * 1024 * 1024, ge=0,
         description="Bytes of stored events (data and metadata as JSON) that cache may hold.")
+    inprocess_feed_messages: int = Field(
+        default=10_000, ge=1,
+        description="talk up without RabbitMQ: published messages its gateway keeps to resume.")
+    inprocess_feed_bytes: int = Field(
+        default=16 * 1024 * 1024, ge=0,
+        description="talk up without RabbitMQ: bytes of published bodies it keeps to resume.")
 
     # Query API.
     read_your_writes_timeout: float = Field(default=2.0, ge=0, description="X-Talk-Min-Position wait.")

@@ -59,7 +59,7 @@ def gateway_feed(settings: Settings) -> Feed:
     without it, an in-process feed that the projector's publisher fills."""
     if settings.amqp_url:
         return RabbitMQFeed(settings)
-    return InProcessFeed()
+    return InProcessFeed(settings.inprocess_feed_messages, settings.inprocess_feed_bytes)
 
 
 async def up_main(settings: Settings, host: str, port: int, stop: asyncio.Event,
