@@ -82,11 +82,15 @@ BEGIN
         ' ADD COLUMN reply_count integer NOT NULL DEFAULT 0,'
         ' ADD COLUMN tm_last_reply timestamptz', s);
 
+    -- The replies projected after their parent (seq: the place in the talk, in the order of
+    -- the projection), as the projector counts them: all of them, since a reply is decided on
+    -- its committed parent.
     EXECUTE format(
         'UPDATE %1$I.rm_messages m SET reply_count = r.n, tm_last_reply = r.last FROM ('
-        '  SELECT parent_id, count(*) AS n, max(tm_create) AS last FROM %1$I.rm_messages'
-        '   WHERE parent_id IS NOT NULL GROUP BY parent_id) r'
-        ' WHERE m.id = r.parent_id', s);
+        '  SELECT p.id, count(*) AS n, max(c.tm_create) AS last'
+        '    FROM %1$I.rm_messages c JOIN %1$I.rm_messages p ON p.id = c.parent_id'
+        '   WHERE c.seq > p.seq GROUP BY p.id) r'
+        ' WHERE m.id = r.id', s);
 
     -- tm_update: the time of the last event of each talk's and message's stream that the
     -- projection has applied (each event type carries one tm_* field).
