@@ -74,7 +74,7 @@ async def reference_writes(url: str, live_schema: str, *, twice: str | None = No
     """The ledger of the whole history applied once (each event of type ``twice`` applied
     twice, to show what a double apply looks like), and how many events of each type it
     applied. Nothing stays: it all happens in a transaction that is rolled back."""
-    await wait_until(lambda: _all_readable(url), what="every stored event readable in order")
+    await wait_until(lambda: _all_readable(url), timeout=60, what="every stored event readable in order")
     async with await psycopg.AsyncConnection.connect(url, row_factory=dict_row) as conn:
         try:
             await conn.execute("CREATE SCHEMA test_ledger_reference")

@@ -85,10 +85,11 @@ GATE_KEY = 0x74657374_67617465  # "testgate"
 
 
 async def install_commit_gate(url: str) -> None:
-    """A trigger (in the test's own database) on the projector's checkpoint update, the last
-    write of each batch: while the test holds the gate, a batch that would take the count of
-    applied events to ``test_commit_gate.at`` or beyond waits there, applied whole and not
-    committed. Backends here check for a vanished client every 50 ms, so the backend of a
+    """A trigger (in the test's own database) on the projector's checkpoint update, deferred
+    to the commit of the batch's transaction, so it runs after every write of the batch
+    whatever their order: while the test holds the gate, a batch that would take the count
+    of applied events to ``test_commit_gate.at`` or beyond waits there, applied whole and
+    not committed. Backends here check for a vanished client every 50 ms, so the backend of a
     killed process ends by itself even while it waits at the gate."""
     async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
         await conn.execute(f"""
@@ -102,7 +103,8 @@ async def install_commit_gate(url: str) -> None:
               END IF;
               RETURN NEW;
             END $$;
-            CREATE TRIGGER test_commit_gate BEFORE UPDATE ON projector_checkpoints
+            CREATE CONSTRAINT TRIGGER test_commit_gate AFTER UPDATE ON projector_checkpoints
+            DEFERRABLE INITIALLY DEFERRED
             FOR EACH ROW WHEN (NEW.name = 'read_model') EXECUTE FUNCTION test_commit_gate();
         """)
         dbname = conn.info.dbname
@@ -153,7 +155,7 @@ async def kill_at_commit(url: str, proc: TalkProcess, gate: CommitGate, *, batch
                      what=f"process {pid} the active projector")
     holder = await lock_holder(url, PROJECTOR_LOCK)
     assert holder is not None
-    await wait_until(partial(gate.waiting_batch, holder["pid"]), timeout=15,
+    await wait_until(partial(gate.waiting_batch, holder["pid"]), timeout=60,
                      what="its batch applied and waiting to commit")
     assert await _writing_read_tables(url, holder["pid"], schema), "the batch wrote nothing"
     committed = await committed_checkpoint(url)

@@ -117,7 +117,7 @@ async def test_projector_processes_killed_mid_batch_apply_every_event_once(
                 procs.remove(active)
                 if n == 0:  # the first one killed comes back, as a standby
                     restarted.append(asyncio.create_task(start()))
-        await wait_until(lambda: _caught_up(url), timeout=30, what="the projection at the head")
+        await wait_until(lambda: _caught_up(url), timeout=60, what="the projection at the head")
         assert len(procs) == 1 and await active_one(url, procs) is procs[0], \
             "the restarted process finished the work"
     finally:

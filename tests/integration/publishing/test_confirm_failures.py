@@ -10,6 +10,7 @@ from collections import Counter
 from uuid import uuid4
 
 import aio_pika
+import psycopg
 from structlog.testing import capture_logs
 
 from projector.publisher import PUBLISH_FAILURES
@@ -30,7 +31,16 @@ def failures() -> float:
 async def assert_each_once_in_order(url: str, customer, tap: Tap) -> list[str]:
     """Every event of the customer published, once after dedupe, in order per talk; returns
     the event ids in the store's order."""
-    stored = await stored_events(url, customer)
+    async def all_readable() -> list | None:
+        # The ordered reads stop at the server's oldest open transaction, in any database.
+        async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
+            cur = await conn.execute("SELECT count(*) FROM events WHERE metadata->>'customer_id' = %s",
+                                     (str(customer),))
+            committed = (await cur.fetchone())[0]
+        stored = await stored_events(url, customer)
+        return stored if len(stored) == committed else None
+
+    stored = await wait_until(all_readable, timeout=60, what="every event of the customer readable")
     ids = [str(s.event_id) for s in stored]
     await tap.wait_for(len(ids), "every event of the customer published")
     first = tap.first_copies()
@@ -55,9 +65,13 @@ async def test_a_nack_keeps_the_rest_and_acked_publishes_after_it_go_out_again(
         await refusing.bind(amqp_settings.exchange, f"{customer}.{chat_x['id']}.#")
         for i in range(5):
             await alice.post(chat_x["id"], f"x {i}")
-        last_y = [(await alice.post(chat_y["id"], f"y {i}"))[0]["id"] for i in range(3)]
-        stored = await wait_until(lambda: _all_in_outbox(settings.database_url, db, customer),
-                                  what="every event in the outbox before publishing")
+        last_y, through = [], 0
+        for i in range(3):
+            message, through = await alice.post(chat_y["id"], f"y {i}")
+            last_y.append(message["id"])
+        stored = await wait_until(
+            lambda: _all_in_outbox(settings.database_url, db, customer, through), timeout=30,
+            what="every event in the outbox before publishing")
         x_ids = [str(s.event_id) for s in stored if s.data.get("chat_id") == chat_x["id"]]
         refused = x_ids[LIMIT:]  # the talk's events beyond what the queue holds
         acked_after = [str(s.event_id) for s in stored if s.data.get("message_id") in last_y]
@@ -67,11 +81,15 @@ async def test_a_nack_keeps_the_rest_and_acked_publishes_after_it_go_out_again(
         publisher = start_publisher().publisher
         # The batch holds everything: the broker acks up to the first refused event, nacks
         # it and the talk's later ones, and acks the other talk's posts after them.
-        await wait_until(lambda: _true(failures() > failed_before), what="the nack seen")
+        await wait_until(lambda: _true(failures() > failed_before), timeout=30, what="the nack seen")
         await tap.wait_for(len(stored), "the whole batch at the broker once")
         assert (await refusing.declare()).message_count == LIMIT
-        await wait_until(lambda: _equals(outbox_count(db, customer), len(refused) + len(acked_after)),
-                         what="only the confirmed prefix deleted from the outbox")
+        left = len(refused) + len(acked_after)
+        try:
+            await wait_until(lambda: _equals(outbox_count(db, customer), left), timeout=30,
+                             what="only the confirmed prefix deleted from the outbox")
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}: {await outbox_count(db, customer)} rows, not {left}") from None
         assert publisher.published >= len(stored) - len(refused) - len(acked_after)
 
         await refusing.purge()  # room again: the next attempt is confirmed
@@ -105,14 +123,14 @@ async def test_a_stalled_broker_is_given_up_on_and_published_to_again(
     alice = Caller(talk_api, customer, uuid4())
     stalling = via_proxy(amqp_settings, proxy, amqp_url).model_copy(update={"amqp_timeout": 1.0})
     start_publisher(stalling)
-    chat, _ = await alice.create_group(uuid4())
-    await wait_until(lambda: all_confirmed(settings.database_url, db, customer, tap),
-                     what="the creation published and confirmed")
+    chat, created = await alice.create_group(uuid4())
+    await wait_until(lambda: all_confirmed(settings.database_url, db, customer, tap, created),
+                     timeout=30, what="the creation published and confirmed")
 
     with capture_logs() as logs:
         proxy.hold_replies()  # the broker takes the publishes; no confirm comes back
         posts = [(await alice.post(chat["id"], f"m {i}"))[0]["id"] for i in range(5)]
-        await wait_until(lambda: _true(bool(set(posts) & posted_ids(tap))),
+        await wait_until(lambda: _true(bool(set(posts) & posted_ids(tap))), timeout=30,
                          what="a batch of posts at the broker")
 
         def stalled() -> bool:
@@ -123,7 +141,9 @@ async def test_a_stalled_broker_is_given_up_on_and_published_to_again(
         # What went out before the stall; the rest waits in the outbox (no new connection
         # can be made while the broker's replies are held).
         in_flight = set(posts) & posted_ids(tap)
-        assert await outbox_count(db, customer) == len(posts), "nothing confirmed, nothing deleted"
+        # Nothing confirmed, nothing deleted: every post's row is (or comes) in the outbox.
+        await wait_until(lambda: _equals(outbox_count(db, customer), len(posts)), timeout=30,
+                         what="every post in the outbox")
         proxy.restore()
         await wait_until(lambda: _equals(outbox_count(db, customer), 0), timeout=20,
                          what="the outbox drained")
@@ -133,10 +153,13 @@ async def test_a_stalled_broker_is_given_up_on_and_published_to_again(
     assert all(copies[p] == 1 for p in set(posts) - in_flight)
 
 
-async def all_confirmed(url: str, db, customer, tap: Tap) -> bool:
-    """Every event of the customer stored so far at the tap, and none left in the outbox."""
-    stored = {str(s.event_id) for s in await stored_events(url, customer)}
-    return (stored <= {r.message_id for r in tap.received}
+async def all_confirmed(url: str, db, customer, tap: Tap, through: int) -> bool:
+    """Every event of the customer through position ``through`` at the tap, and none left in
+    the outbox."""
+    stored = await stored_events(url, customer)
+    if not any(s.position == through for s in stored):
+        return False  # the store's reads are held back (an open transaction on the server)
+    return ({str(s.event_id) for s in stored} <= {r.message_id for r in tap.received}
             and await outbox_count(db, customer) == 0)
 
 
@@ -145,9 +168,11 @@ def posted_ids(tap: Tap) -> set[str]:
     return {r.body["data"]["id"] for r in tap.received if r.body["type"] == "message_created"}
 
 
-async def _all_in_outbox(url, db, customer):
+async def _all_in_outbox(url, db, customer, through: int):
     stored = await stored_events(url, customer)
-    return stored if stored and await outbox_count(db, customer) == len(stored) else None
+    if not any(s.position == through for s in stored):
+        return None
+    return stored if await outbox_count(db, customer) == len(stored) else None
 
 
 async def _true(value: bool) -> bool:

@@ -33,21 +33,22 @@ async def test_the_publisher_loses_postgres_mid_batch_and_publishes_again(
     # Patient with confirms: the held ones must not time out by themselves.
     patient = via_proxy(amqp_settings, proxy, amqp_url).model_copy(update={"amqp_timeout": 60.0})
     publisher = start_publisher(patient).publisher
-    chat, _ = await alice.create_group(uuid4())
-    await wait_until(lambda: all_confirmed(url, db, customer, tap),
+    chat, created = await alice.create_group(uuid4())
+    await wait_until(lambda: all_confirmed(url, db, customer, tap, created), timeout=30,
                      what="the creation published and confirmed")
 
     with capture_logs() as logs:
         proxy.hold_replies()  # the publishes reach the broker; their confirms wait
         posts = [(await alice.post(chat["id"], f"m {i}"))[0]["id"] for i in range(5)]
-        await wait_until(lambda: _true(bool(set(posts) & posted_ids(tap))),
+        await wait_until(lambda: _true(bool(set(posts) & posted_ids(tap))), timeout=30,
                          what="a batch of posts at the broker")
         holder = await lock_holder(url, PUBLISHER_LOCK)
         assert holder is not None, "the publisher holds its lock"
         assert await terminate_backend(url, holder["pid"]), "the publisher's backend was killed"
         await wait_until(lambda: _not(backend_alive(url, holder["pid"])),
                          what="the publisher's backend gone")
-        assert await outbox_count(db, customer) == len(posts)
+        await wait_until(lambda: _equals(outbox_count(db, customer), len(posts)), timeout=30,
+                         what="every post in the outbox, none confirmed")
         in_flight = set(posts) & posted_ids(tap)  # the rest waits for their confirms
         proxy.restore()  # the confirms arrive; deleting the rows fails: Postgres is lost
 

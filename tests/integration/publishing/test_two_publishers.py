@@ -31,7 +31,7 @@ async def test_two_publisher_processes_each_event_once_in_order(
     procs = [await start_projector(url, 50, **talk), await start_projector(url, 50, **talk)]
     try:
         first = await wait_until(lambda: active_one(url, procs, PUBLISHER_LOCK),
-                                 what="one publisher active")
+                                 timeout=30, what="one publisher active")
         async with TestClient(TestServer(build_up_app(local))) as client:
             alice = Caller(client, customer, uuid4())
             chats = [(await alice.create_group(uuid4(), name=f"talk {i}"))[0]["id"]
@@ -48,11 +48,11 @@ async def test_two_publisher_processes_each_event_once_in_order(
 
             async def failover() -> None:
                 await halfway.wait()
-                await tap.wait_for(TALKS * 2 + 10, "publishing under way")
+                await tap.wait_for(TALKS * 2 + 10, "publishing under way", timeout=60)
                 first.send(signal.SIGKILL)  # the publishing process dies mid-stream
                 assert await first.exit_code(10) == -signal.SIGKILL
                 other = await wait_until(lambda: active_one(url, procs, PUBLISHER_LOCK),
-                                         what="the other process publishing")
+                                         timeout=30, what="the other process publishing")
                 assert other is not first
                 procs.append(await start_projector(url, 50, **talk))  # back as a standby
 
