@@ -156,7 +156,8 @@ class Publisher:
         closed = asyncio.Event()
         connection.close_callbacks.add(lambda *_: closed.set())
         channel = await connection.channel(publisher_confirms=True)
-        exchange = await amqp.declare_topology(channel, self.settings)
+        await amqp.ensure_topology(connection, self.settings)
+        exchange = await amqp.declare_exchange(channel, self.settings)
         self.broker_error = None
         self.connected.set()
         try:

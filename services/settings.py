@@ -45,8 +45,25 @@ class Settings(BaseSettings):
         default=None,
         description="PostgreSQL URL the query API and the gateway's membership checks read "
                     "from, e.g. a hot standby of TALK_DATABASE_URL; unset: TALK_DATABASE_URL.")
-    amqp_url: str | None = Field(default=None, description="RabbitMQ URL; unset: no publishing.")
+    amqp_url: str | None = Field(
+        default=None,
+        description="RabbitMQ URL, or one URL per node of a cluster separated by commas (the "
+                    "first that answers is used; after a loss, the next); unset: no publishing.")
     jwt_secret: SecretStr | None = Field(default=None, description="HS256 secret for JWTs.")
+
+    @field_validator("amqp_url")
+    @classmethod
+    def _amqp_urls(cls, value: str | None) -> str | None:
+        """Each comma-separated entry is an AMQP URL (the message never shows the value: it
+        holds a password)."""
+        if value is None or not value.strip():
+            return None
+        entries = [part.strip() for part in value.split(",") if part.strip()]
+        for number, entry in enumerate(entries, 1):
+            if not entry.startswith(("amqp://", "amqps://")):
+                raise ValueError(f"entry {number} of {len(entries)} is not an amqp:// or "
+                                 "amqps:// URL (several URLs are separated by commas)")
+        return value
 
     @field_validator("jwt_secret")
     @classmethod
@@ -103,6 +120,11 @@ class Settings(BaseSettings):
     exchange: str = Field(default="talk.events")
     stream_queue: str = Field(default="talk.events.stream")
     stream_max_age: str = Field(default="7D", description="x-max-age of the stream queue.")
+    stream_initial_cluster_size: int | None = Field(
+        default=None, ge=1,
+        description="x-initial-cluster-size of the stream queue: how many RabbitMQ nodes hold "
+                    "a replica, fixed when the queue is created; unset: RabbitMQ's default "
+                    "(every node of the cluster running at that moment).")
     amqp_timeout: float = Field(
         default=10.0, gt=0,
         description="Seconds to connect to RabbitMQ, and without any publish confirm before "

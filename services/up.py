@@ -26,6 +26,7 @@ from yarl import URL
 from command_api.app import install_command_api
 from projector.service import start_projection
 from query_api.app import install_query_api
+from services.amqp import split_amqp_urls
 from services.cli_support import EXIT_UNAVAILABLE, EXIT_USAGE
 from services.embedded_postgres import EmbeddedPostgres, EmbeddedPostgresError
 from services.gateway.app import install_gateway
@@ -187,6 +188,9 @@ def _describe_postgres(url: str) -> str:
            f"{info.get('dbname') or '(default database)'}"
 
 
-def _describe_amqp(url: str) -> str:
-    parsed = URL(url)
-    return f"{parsed.host}:{parsed.port or 5672}{parsed.path or '/'}"
+def _describe_amqp(urls: str) -> str:
+    described = []
+    for url in split_amqp_urls(urls):
+        parsed = URL(url)
+        described.append(f"{parsed.host}:{parsed.port or 5672}{parsed.path or '/'}")
+    return ", ".join(described)

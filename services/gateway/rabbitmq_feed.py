@@ -10,8 +10,10 @@ acknowledgement and a prefetch (``basic.qos``); acks only return credit, so they
 batches (``multiple``).
 
 If the stream queue does not exist yet it is declared as the publisher declares it
-(:func:`services.amqp.declare_topology`); an existing queue is used as it is (passive
-declare), whatever its retention arguments.
+(:func:`services.amqp.ensure_topology`); an existing queue is used as it is (passive
+declare), whatever its retention arguments. With several nodes in ``TALK_AMQP_URL`` the feed
+connects to the first that answers and, after a lost connection, to the next one
+(:class:`services.amqp.BrokerNodes`).
 """
 
 from __future__ import annotations
@@ -21,13 +23,12 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
 from datetime import UTC, datetime, timedelta
 
-import aio_pika
 import aiormq
 import structlog
 from aio_pika.abc import AbstractConnection
 from aiormq.abc import DeliveredMessage
 
-from services.amqp import declare_topology, open_connection, require_amqp_url
+from services.amqp import BrokerNodes, ensure_topology
 from services.gateway.feed import Deliver, FeedMessage, FeedState, MalformedMessage
 from services.gateway.metrics import STREAM_MESSAGES
 from services.retry import Backoff, pause
@@ -38,22 +39,6 @@ log = structlog.get_logger("talk.gateway")
 LIVE_PREFETCH = 1_000
 REPLAY_PREFETCH = 256
 OFFSET_HEADER = "x-stream-offset"
-
-
-async def ensure_stream(connection: AbstractConnection, settings: Settings) -> None:
-    """Use the stream queue if it exists; declare exchange, queue and binding if not."""
-    channel = await connection.channel()
-    try:
-        await channel.declare_queue(settings.stream_queue, passive=True)
-        return
-    except aio_pika.exceptions.ChannelNotFoundEntity:
-        pass  # the broker closed that channel
-    finally:
-        if not channel.is_closed:
-            await channel.close()
-    async with connection.channel() as channel:
-        await declare_topology(channel, settings)
-    log.info("gateway.stream_declared", exchange=settings.exchange, queue=settings.stream_queue)
 
 
 def _offset_of(message: DeliveredMessage) -> int:
@@ -74,10 +59,10 @@ class RabbitMQFeed(FeedState):
     not_running = "not attached to the RabbitMQ stream"
 
     def __init__(self, settings: Settings, *, name: str = "talk-gateway") -> None:
-        require_amqp_url(settings)
         super().__init__()
         self.settings = settings
         self.name = name
+        self._nodes = BrokerNodes(settings)  # after a loss, the next node of TALK_AMQP_URL
         self._attached_at: datetime | None = None
         self._connection: AbstractConnection | None = None
 
@@ -106,10 +91,10 @@ class RabbitMQFeed(FeedState):
                 await pause(delay, stop)
 
     async def _consume(self, deliver: Deliver, stop: asyncio.Event) -> None:
-        connection = await open_connection(self.settings, self.name)
+        connection = await self._nodes.connect(self.name)
         self._connection = connection
         try:
-            await ensure_stream(connection, self.settings)
+            await ensure_topology(connection, self.settings)
             channel = await connection.channel()
             await channel.set_qos(prefetch_count=LIVE_PREFETCH)
             raw = await channel.get_underlay_channel()

@@ -24,6 +24,11 @@ class TcpProxy:
         self.port = self._server.sockets[0].getsockname()[1]
         return self
 
+    @property
+    def connections(self) -> int:
+        """Connections open through the proxy now."""
+        return len(self._links)
+
     def url(self, user: str = "guest", password: str = "guest") -> str:
         return f"amqp://{user}:{password}@127.0.0.1:{self.port}/"
 
