@@ -42,6 +42,7 @@ HTTP_API_SERVICES = {"command-api", "query-api", "gateway"}  # behind the edge, 
 SECRET_SETTINGS = {"database_url", "amqp_url", "jwt_secret"}
 IMAGE_COMMANDS = {"command-api", "query-api", "projector", "gateway", "migrate", "up"}
 TALK_UID = 10001
+RABBITMQ_NODES = ("rabbitmq-1", "rabbitmq-2", "rabbitmq-3")  # compose's RabbitMQ cluster
 PRESTOP_SLEEP_MAX = 30
 
 
@@ -147,8 +148,9 @@ def interpolate_defaults(value: str) -> str:
     return interpolate(value)
 
 
-# What the shell sets when compose is run (compose requires TALK_JWT_SECRET).
-SHELL_ENV = {"TALK_JWT_SECRET": "s" * 48}
+# What the shell sets when compose is run (compose requires TALK_JWT_SECRET, and the RabbitMQ
+# nodes' RABBITMQ_ERLANG_COOKIE).
+SHELL_ENV = {"TALK_JWT_SECRET": "s" * 48, "RABBITMQ_ERLANG_COOKIE": "c" * 64}
 
 
 def compose_env(service: dict[str, Any], environment: dict[str, str] | None = None) -> dict[str, str]:
@@ -306,10 +308,11 @@ def test_compose_parses_and_has_every_service():
     compose = load_compose()
     assert isinstance(compose, dict)
     services = compose["services"]
-    expected = set(APP_SERVICES) | {"postgres", "rabbitmq", "migrate", "edge"}
+    expected = set(APP_SERVICES) | {"postgres", *RABBITMQ_NODES, "migrate", "edge"}
     assert expected <= set(services), expected - set(services)
     assert services["postgres"]["image"] == "postgres:15"
-    assert services["rabbitmq"]["image"] == "rabbitmq:3.10-management"
+    for node in RABBITMQ_NODES:
+        assert services[node]["image"] == "rabbitmq:3.10-management"
     for name, service in services.items():
         assert "image" in service or "build" in service, name
 
@@ -421,7 +424,7 @@ def test_probes_use_livez_and_readyz():
         test = " ".join(compose[name]["healthcheck"]["test"])
         assert f"http://127.0.0.1:{default_of(field)}/readyz" in test, name
         assert "curl" not in test  # python:3.11-slim has no curl
-    for name in ("postgres", "rabbitmq", "edge"):
+    for name in ("postgres", *RABBITMQ_NODES, "edge"):
         assert compose[name]["healthcheck"]["test"], name
 
 
@@ -591,7 +594,8 @@ def test_compose_startup_order():
     for name in APP_SERVICES:
         depends = compose[name]["depends_on"]
         assert depends["postgres"]["condition"] == "service_healthy", name
-        assert depends["rabbitmq"]["condition"] == "service_healthy", name
+        for node in RABBITMQ_NODES:
+            assert depends[node]["condition"] == "service_healthy", name
         assert depends["migrate"]["condition"] == "service_completed_successfully", name
     assert compose["migrate"]["depends_on"]["postgres"]["condition"] == "service_healthy"
     assert compose["migrate"]["restart"] == "no"
