@@ -151,7 +151,10 @@ class ParticipantJoined(Event):
     rows: ClassVar[frozenset[str]] = _MEMBERSHIP
     published_as: ClassVar[str] = "participant_joined"
     resource: ClassVar[str] = "Participant"
-    description: ClassVar[str] = "An agent joined a talk. `audience` includes the new participant."
+    description: ClassVar[str] = (
+        "An agent joined a talk. `audience`: the participants, the new one included; for the "
+        "joins a talk is created with, the joining agent alone (the others learn the members "
+        "from `chat_created`).")
 
     chat_id: UUID
     participant_id: UUID
