@@ -63,12 +63,17 @@ BY_OPERATION: dict[str, dict[int, tuple[str, ...]]] = {
                           "too-many-reactions-by-agent")},
     "removeReaction": {400: _INPUT, 403: _MEMBER, 404: _MESSAGE,
                        409: (*_WRITE, *_OPEN, "message-deleted")},
+    "closeChat": {403: _MEMBER, 404: _TALK, 409: _WRITE},
+    "reopenChat": {403: _MEMBER, 404: _TALK, 409: _WRITE},
+    "markChatRead": {400: _INPUT, 403: _MEMBER, 404: (*_TALK, *_MESSAGE),
+                     409: ("concurrent-change",)},
     # reads (query_api/access.py, messages.py)
     "listChats": {},
     "getChat": {403: _MEMBER, 404: _TALK},
     "listParticipants": {403: _MEMBER, 404: _TALK},
     "listMessages": {403: _MEMBER, 404: (*_TALK, *_MESSAGE)},
     "getMessage": {403: _MEMBER, 404: (*_TALK, *_MESSAGE)},
+    "getMessageHistory": {403: _MEMBER, 404: (*_TALK, *_MESSAGE)},
     # audit (query_api/audit.py)
     "getTalkAt": {403: ("not-an-auditor",), 404: _TALK},
     "getMessageEvents": {403: ("not-an-auditor",), 404: _MESSAGE},
