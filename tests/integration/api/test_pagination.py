@@ -11,6 +11,7 @@ import pytest
 
 from events import catalogue as ev
 from events.envelope import Metadata, NewEvent
+from events.position_token import format_position
 from events.postgres_store import PostgresEventStore
 from events.store import StreamAppend
 from services.timefmt import format_ts, parse_ts, utcnow
@@ -32,7 +33,7 @@ async def _append(talk: TalkClient, agent: Agent, events: list[ev.Event]) -> Non
     versions = {s: await store.stream_version(s) for s in by_stream}
     result = await store.append(
         [StreamAppend(s, versions[s], tuple(evs)) for s, evs in by_stream.items()], metadata)
-    talk.position = max(talk.position, result.last_position)
+    talk.position = max(talk.position, int(format_position(result.checkpoint)))
 
 
 def _posted(chat_id, agent: Agent, when, parent_id=None) -> ev.MessagePosted:
