@@ -62,6 +62,9 @@ class Decision:
     head_position: Checkpoint = Checkpoint()  # (tx_id, position) of the primary stream's head
     chat: ChatState | None = None
     customer_id: Any = None
+    # the primary stream as loaded (``prior`` is its events): rendering folds its rows from
+    # the folds cached on it, not from ``prior`` (None: rendering folds ``prior``)
+    primary: Loaded | None = None
 
 
 Render = Callable[[Decision, AppendResult | None], CommandResponse]
@@ -103,18 +106,23 @@ async def load_message(store: EventStore, message_id) -> tuple[MessageState, lis
 
 
 async def decide_chat_command(store: EventStore, cmd: ChatCommand) -> Decision:
-    state, prior, head = await load_chat(store, cmd.chat_id)
+    loaded = await load_stream(store, chat_stream(cmd.chat_id))
+    state = loaded.folded(fold_chat)
     new_events = decide_chat(state, cmd)
     appends = group_appends(new_events, {chat_stream(cmd.chat_id): state.version})
-    return Decision(appends, new_events, prior, head, state, cmd.customer_id)
+    return Decision(appends, new_events, loaded.events, loaded.head_checkpoint, state,
+                    cmd.customer_id, primary=loaded)
 
 
 async def decide_message_command(store: EventStore, cmd: MessageCommand) -> Decision:
+    primary: Loaded | None = None
     if isinstance(cmd, PostMessage):
         message, prior, head = MessageState(), [], 0
         chat_id = cmd.chat_id
     else:
-        message, prior, head = await load_message(store, cmd.message_id)
+        primary = await load_stream(store, message_stream(cmd.message_id))
+        message, prior, head = (primary.folded(fold_message), primary.events,
+                                primary.head_checkpoint)
         chat_id = message.chat_id
     chat = (await load_chat(store, chat_id))[0] if chat_id else ChatState()
     parent = None
@@ -126,7 +134,7 @@ async def decide_message_command(store: EventStore, cmd: MessageCommand) -> Deci
     # removal lands before it or is decided again (and refused).
     checks = {chat_stream(chat_id): chat.version} if new_events and chat_id else {}
     appends = group_appends(new_events, versions, checks)
-    return Decision(appends, new_events, prior, head, chat, cmd.customer_id)
+    return Decision(appends, new_events, prior, head, chat, cmd.customer_id, primary=primary)
 
 
 async def plain_commit(store: EventStore, decision: Decision, metadata: Metadata,

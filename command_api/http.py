@@ -118,9 +118,7 @@ async def execute(request: web.Request, decide: Callable[[EventStore], Awaitable
             await record_response(conn, caller.customer_id, caller.agent_id, key,
                                   resp.status, body, resp.position)
         if result is not None:
-            for append in decision.appends:
-                if append.events:
-                    store.forget(append.stream_id)
+            store.appended(decision.appends, result, md)  # committed: the cache moves on
             store.committed()
         _count(decision)
         return StoredResponse(fingerprint, resp.status, body, resp.position)
