@@ -146,11 +146,13 @@ async def declare_exchange(channel: AbstractChannel, settings: Settings) -> Abst
 
 
 async def ensure_topology(connection: AbstractConnection, settings: Settings) -> None:
-    """Use the stream queue if it exists, whatever its arguments; declare exchange, queue
-    and binding if not. Each step on a channel of its own."""
+    """Use the stream queue if it exists, whatever its arguments (declaring the exchange and
+    the binding again, both idempotent); declare exchange, queue and binding if not. Each
+    step on a channel of its own."""
     channel = await connection.channel()
     try:
-        await channel.declare_queue(settings.stream_queue, passive=True)
+        queue = await channel.declare_queue(settings.stream_queue, passive=True)
+        await queue.bind(await declare_exchange(channel, settings), routing_key="#")
         return
     except aio_pika.exceptions.ChannelNotFoundEntity:
         pass  # the broker closed that channel
@@ -169,8 +171,9 @@ async def run_connected(settings: Settings, name: str, stop: asyncio.Event, sess
     """Run ``session(connection)`` until ``stop`` is set, reconnecting after broker failures.
 
     Each connection goes to the next node of ``TALK_AMQP_URL`` that answers
-    (:class:`BrokerNodes`). ``session`` returns when ``stop`` is set; a broker error (:data:`AMQP_ERRORS`) raised by
-    it or by the connect is logged, passed to ``on_failure`` and retried after a back-off.
+    (:class:`BrokerNodes`). ``session`` returns when ``stop`` is set; a broker error
+    (:data:`AMQP_ERRORS`) raised by it or by the connect is logged, passed to ``on_failure``
+    and retried after a back-off.
     Any other error propagates.
     """
     backoff = Backoff(0.2, 5.0)
