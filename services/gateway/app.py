@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import sys
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import suppress
 
 import structlog
@@ -113,10 +113,14 @@ def _membership_ctx(settings: Settings) -> Callable[[web.Application], AsyncIter
     return ctx
 
 
-def _bus_ctx(relay: TypingRelay) -> Callable[[web.Application], AsyncIterator[None]]:
+def _consumer_ctx(name: str, run: Callable[[Callable, asyncio.Event], Awaitable[None]],
+                  handle: Callable) -> Callable[[web.Application], AsyncIterator[None]]:
+    """Runs ``run(handle, stop)`` for the app's lifetime; on cleanup sets ``stop`` and waits
+    (at most 10 s) for it to end."""
+
     async def ctx(app: web.Application) -> AsyncIterator[None]:
         stop = asyncio.Event()
-        task = asyncio.create_task(relay.bus.run(relay.receive, stop), name="gateway-ephemeral")
+        task = asyncio.create_task(run(handle, stop), name=name)
         try:
             yield
         finally:
@@ -125,20 +129,14 @@ def _bus_ctx(relay: TypingRelay) -> Callable[[web.Application], AsyncIterator[No
                 await asyncio.wait_for(task, 10)
 
     return ctx
+
+
+def _bus_ctx(relay: TypingRelay) -> Callable[[web.Application], AsyncIterator[None]]:
+    return _consumer_ctx("gateway-ephemeral", relay.bus.run, relay.receive)
 
 
 def _feed_ctx(hub: Hub) -> Callable[[web.Application], AsyncIterator[None]]:
-    async def ctx(app: web.Application) -> AsyncIterator[None]:
-        stop = asyncio.Event()
-        task = asyncio.create_task(hub.feed.run(hub.dispatch, stop), name="gateway-feed")
-        try:
-            yield
-        finally:
-            stop.set()
-            with suppress(asyncio.CancelledError, TimeoutError):
-                await asyncio.wait_for(task, 10)
-
-    return ctx
+    return _consumer_ctx("gateway-feed", hub.feed.run, hub.dispatch)
 
 
 def _expiry_ctx(hub: Hub) -> Callable[[web.Application], AsyncIterator[None]]:
