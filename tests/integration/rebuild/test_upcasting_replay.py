@@ -2,50 +2,22 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import ClassVar, Literal
-from uuid import UUID, uuid4
+from uuid import uuid4
 
 from events import catalogue as ev
 from events.envelope import NewEvent
 from events.store import StreamAppend
-from events.upcasting import UPCASTERS
 from projector.rebuild import rebuild_read_model
 from projector.verify import verify_read_model
 from services.timefmt import utcnow
 from tests.factories import metadata
 from tests.history import assert_read_tables_match_history
+from tests.integration.old_versions import ChatCreatedV1, ChatCreatedV2, make_chat_created_v2
 from tests.integration.rebuild.conftest import Quiet
 
 
-class ChatCreatedV1(ev.Event):
-    """How a ``ChatCreated`` was stored at version 1 (for this test): ``kind`` and ``title``,
-    where version 2 says ``type`` and ``name``."""
-
-    event_type: ClassVar[str] = "ChatCreated"
-    schema_version: ClassVar[int] = 1
-
-    chat_id: UUID
-    customer_id: UUID
-    kind: Literal["normal", "group"]
-    title: str
-    detail: str
-    tm_create: datetime
-
-
-class ChatCreatedV2(ev.ChatCreated):
-    schema_version: ClassVar[int] = 2
-
-
-def v1_to_v2(data: dict) -> dict:
-    data["type"] = data.pop("kind")
-    data["name"] = data.pop("title")
-    return data
-
-
 async def test_a_v1_event_is_upcast_in_the_rebuild(live, monkeypatch):
-    monkeypatch.setitem(UPCASTERS._catalogue, "ChatCreated", ChatCreatedV2)
-    monkeypatch.setitem(UPCASTERS._steps, ("ChatCreated", 1), v1_to_v2)
+    make_chat_created_v2(monkeypatch)
 
     customer = uuid4()
     old_chat, new_chat = uuid4(), uuid4()
