@@ -23,10 +23,11 @@ async def load_checkpoint(conn: psycopg.AsyncConnection, name: str) -> Checkpoin
 
 
 async def lock_checkpoint(conn: psycopg.AsyncConnection, name: str) -> None:
-    """Lock the checkpoint's row until the transaction ends. A projector batch does this
-    first thing, and so does the switch of ``talk projections rebuild``: the two take their
-    other locks (the read tables, the views) only after it, so they queue instead of
-    deadlocking, and a batch runs wholly before or wholly after a switch."""
+    """Lock the checkpoint's row until the transaction ends. The switch of ``talk projections
+    rebuild`` does this first thing, and a projector batch takes the same lock first (its
+    :func:`save_checkpoint` is its first statement): the two take their other locks (the read
+    tables, the views) only after it, so they queue instead of deadlocking, and a batch runs
+    wholly before or wholly after a switch."""
     await conn.execute("SELECT 1 FROM projector_checkpoints WHERE name = %s FOR UPDATE", (name,))
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 
-from projector.publisher import Publisher, wait_for_work
+from projector.publisher import Publisher
 from projector.wakeup import Wakeup
 from services.gateway.inprocess_feed import FeedExchange, InProcessFeed
 from services.settings import Settings
@@ -24,12 +24,10 @@ class InProcessPublisher(Publisher):
             if not await self._acquire_lock(db, stop):
                 return
             self._set_active(True)
-            never_closes = asyncio.Event()
             self.connected.set()
             try:
                 while not stop.is_set():
                     if await self.publish_batch(db, self.exchange, stop) < self.batch_size:
-                        await wait_for_work(stop, never_closes, wakeup,
-                                             self.settings.projector_poll_interval)
+                        await wakeup.wait(self.settings.projector_poll_interval)
             finally:
                 self.connected.clear()

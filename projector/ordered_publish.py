@@ -27,27 +27,38 @@ async def publish_in_order(exchange: AbstractExchange,
                            ) -> tuple[int, BaseException | None]:
     """Publish ``(message, routing_key)`` pairs; returns how many, from the first, the broker
     confirmed, and the failure that stopped the rest (``None`` if none, or if ``stop``)."""
+    if not messages:
+        return 0, None
+    loop = asyncio.get_running_loop()
     tasks = [asyncio.create_task(exchange.publish(message, key, mandatory=False))
              for message, key in messages]
-    progress, failed = asyncio.Event(), asyncio.Event()
+    # One future for the batch, settled by the last publish to finish or the first to fail,
+    # and one waiter for ``stop``: the confirms cost no task or wake-up each.
+    settled: asyncio.Future[None] = loop.create_future()
     unfinished = [len(tasks)]
+    last_progress = [loop.time()]
 
     def finished(task: asyncio.Task) -> None:
         unfinished[0] -= 1
-        progress.set()
-        if not task.cancelled() and task.exception() is not None:
-            failed.set()
+        last_progress[0] = loop.time()
+        failed = not task.cancelled() and task.exception() is not None
+        if (failed or not unfinished[0]) and not settled.done():
+            settled.set_result(None)
 
     for task in tasks:
         task.add_done_callback(finished)
+    stopper = asyncio.ensure_future(stop.wait())
     stalled = False
     try:
-        while unfinished[0] and not failed.is_set() and not stop.is_set():
-            progress.clear()
-            if not await _progress_or_stop(progress, stop, stall_timeout):
+        while not settled.done() and not stop.is_set():
+            remaining = last_progress[0] + stall_timeout - loop.time()
+            if remaining <= 0:
                 stalled = True
                 break
+            await asyncio.wait({settled, stopper}, timeout=remaining,
+                               return_when=asyncio.FIRST_COMPLETED)
     finally:
+        stopper.cancel()
         for task in tasks:  # all at once: none of them starts sending after this
             if not task.done():
                 task.cancel()
@@ -62,13 +73,3 @@ async def publish_in_order(exchange: AbstractExchange,
     if stalled:
         return confirmed, TimeoutError(f"no publish confirm for {stall_timeout}s")
     return confirmed, ConnectionError("a publish was cancelled: its channel closed")
-
-
-async def _progress_or_stop(progress: asyncio.Event, stop: asyncio.Event, timeout: float) -> bool:
-    waiters = {asyncio.create_task(progress.wait()), asyncio.create_task(stop.wait())}
-    try:
-        done, _ = await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
-        return bool(done)
-    finally:
-        for waiter in waiters:
-            waiter.cancel()

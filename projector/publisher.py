@@ -12,14 +12,18 @@ what reaches the broker of a batch is a prefix and a fresh session republishes e
 after the confirmed part, the first copy of each event a consumer sees is in per-talk order.
 
 While RabbitMQ is away nothing here blocks the projector: it keeps committing outbox rows,
-and the publisher catches up when the broker is back. It wakes on the projector's
-``talk_projected`` NOTIFY and polls anyway.
+and the publisher catches up when the broker is back. Beside a projector in the same process
+(:meth:`Publisher.follow`), the projector wakes it directly when it commits a batch; otherwise
+(the active projector is another process's) it wakes on the projector's ``talk_projected``
+NOTIFY. It polls anyway. The outbox's lag is counted by a query only while a backlog is
+published (at most every ``LAG_INTERVAL``): a short batch, all confirmed, leaves none.
 """
 
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+import time
+from typing import TYPE_CHECKING, Any
 
 import aio_pika
 import psycopg
@@ -36,12 +40,16 @@ from services.leader_lock import acquire_leader_lock
 from services.retry import Backoff, pause
 from services.settings import Settings
 
+if TYPE_CHECKING:
+    from projector.runner import Projector
+
 log = structlog.get_logger("talk.publisher")
 
 PUBLISHER_LOCK = 0x74616C6B_7075626C  # "talkpubl"
 PROJECTED_CHANNEL = "talk_projected"  # the projector NOTIFYs it after each batch
 RETRY_FIRST, RETRY_CAP = 0.2, 5.0  # seconds before reconnecting after a lost connection
 FAILED_RETRY_CAP = 30.0  # after an unexpected failure
+LAG_INTERVAL = 1.0  # seconds between lag counts while publishing a backlog
 
 EVENTS_PUBLISHED = Counter("talk_events_published_total",
                            "Events published to RabbitMQ and confirmed by the broker.")
@@ -80,10 +88,30 @@ class Publisher:
         self.published = 0  # events confirmed by this instance (tests await progress on it)
         self.lag: int | None = None  # outbox rows not yet confirmed, as last measured
         self.broker_error: str | None = None  # the last broker failure, until a session is up
+        self._wakeup: Wakeup | None = None
+        self._beside: Projector | None = None  # the projector in this process, if followed
+        self._lag_due = 0.0
+
+    def follow(self, projector: Projector) -> None:
+        """Be woken by ``projector`` (in this process) when it commits a batch, instead of by
+        its NOTIFY while it is the active projector."""
+        self._beside = projector
+        projector.on_commit.append(self.poke)
+
+    def poke(self) -> None:
+        """The outbox has new rows: publish them now."""
+        if self._wakeup is not None:
+            self._wakeup.poke()
+
+    def _beside_is_active(self) -> bool:
+        return self._beside is not None and self._beside.active.is_set()
 
     async def run(self, stop: asyncio.Event) -> None:
         backoff = Backoff(RETRY_FIRST, RETRY_CAP)
-        async with Wakeup(self.url, PROJECTED_CHANNEL) as wakeup:
+        wakeup = Wakeup(self.url, PROJECTED_CHANNEL, stop=stop,
+                        ignore_notifies=self._beside_is_active)
+        self._wakeup = wakeup
+        async with wakeup:
             while not stop.is_set():
                 try:
                     await self._run_locked(stop, wakeup)
@@ -154,7 +182,12 @@ class Publisher:
     async def _session(self, db: psycopg.AsyncConnection, connection: AbstractConnection,
                        stop: asyncio.Event, wakeup: Wakeup) -> None:
         closed = asyncio.Event()
-        connection.close_callbacks.add(lambda *_: closed.set())
+
+        def on_close(*_: object) -> None:
+            closed.set()
+            wakeup.poke()
+
+        connection.close_callbacks.add(on_close)
         channel = await connection.channel(publisher_confirms=True)
         await amqp.ensure_topology(connection, self.settings)
         exchange = await amqp.declare_exchange(channel, self.settings)
@@ -165,7 +198,7 @@ class Publisher:
                 if closed.is_set():
                     raise ConnectionError("the broker connection closed")
                 if await self.publish_batch(db, exchange, stop) < self.batch_size:
-                    await wait_for_work(stop, closed, wakeup, self.settings.projector_poll_interval)
+                    await wakeup.wait(self.settings.projector_poll_interval)
         finally:
             self.connected.clear()
 
@@ -187,9 +220,15 @@ class Publisher:
             await db.execute(_DELETE, (rows[confirmed - 1]["seq"],))
             EVENTS_PUBLISHED.inc(confirmed)
             self.published += confirmed
-        await self._update_lag(db)
         if failure is not None:
+            await self._update_lag(db)
             raise failure
+        if confirmed == len(rows) < self.batch_size:
+            # All the outbox held is confirmed: no lag, and no query to count it.
+            PUBLISH_LAG_EVENTS.set(0)
+            self.lag = 0
+        elif time.monotonic() >= self._lag_due:
+            await self._update_lag(db)
         return len(rows)
 
     @staticmethod
@@ -205,15 +244,4 @@ class Publisher:
         cur = await db.execute(_LAG)
         self.lag = (await cur.fetchone())["n"]
         PUBLISH_LAG_EVENTS.set(self.lag)
-
-
-
-async def wait_for_work(stop: asyncio.Event, closed: asyncio.Event, wakeup: Wakeup,
-                         timeout: float) -> None:
-    waiters = {asyncio.create_task(wakeup.wait(timeout)), asyncio.create_task(stop.wait()),
-               asyncio.create_task(closed.wait())}
-    try:
-        await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for task in waiters:
-            task.cancel()
+        self._lag_due = time.monotonic() + LAG_INTERVAL

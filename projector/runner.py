@@ -20,7 +20,7 @@ from psycopg.rows import dict_row
 
 from events.envelope import Checkpoint, StoredEvent
 from events.postgres_store import read_all_on
-from projector.checkpoints import load_checkpoint, lock_checkpoint, save_checkpoint
+from projector.checkpoints import load_checkpoint, save_checkpoint
 from projector.read_model import apply_event
 from projector.wakeup import Wakeup
 from services.leader_lock import acquire_leader_lock
@@ -63,12 +63,14 @@ class Projector:
         self.active = asyncio.Event()
         self.checkpoint = Checkpoint()
         self.applied = asyncio.Event()  # set after each committed batch
+        # called after each committed batch: how a publisher in this process is woken
+        self.on_commit: list[Callable[[], None]] = []
         self.reads = 0  # how many times the store was read (tests await progress on it)
         self.last_error: str | None = None  # cleared by the next committed batch
 
     async def run(self, stop: asyncio.Event) -> None:
         backoff = Backoff(RETRY_FIRST, RETRY_CAP)
-        async with Wakeup(self.url) as wakeup:
+        async with Wakeup(self.url, stop=stop) as wakeup:
             while not stop.is_set():
                 try:
                     await self._run_connected(stop, wakeup)
@@ -119,14 +121,17 @@ class Projector:
             lag_due = 0.0
             while not stop.is_set():
                 n = await self.project_batch(conn, batch_size)
-                caught_up = n < batch_size
-                # The lag is measured when caught up, and every LAG_INTERVAL while catching up
-                # (a backlog is when it matters; the count is bounded, but not free).
-                if caught_up or time.monotonic() >= lag_due:
+                if n < batch_size:
+                    # Caught up: the read saw every event stored, so nothing is waiting (no
+                    # query needed; a small batch must not pay for measuring a backlog).
+                    PROJECTION_LAG_EVENTS.set(0)
+                    PROJECTION_LAG_SECONDS.set(0.0)
+                    lag_due = 0.0
+                    await wakeup.wait(self.settings.projector_poll_interval)
+                elif time.monotonic() >= lag_due:
+                    # Catching up: the backlog is measured every LAG_INTERVAL (bounded, not free).
                     await self._update_lag(conn)
                     lag_due = time.monotonic() + LAG_INTERVAL
-                if caught_up:
-                    await _wait_either(stop, wakeup, self.settings.projector_poll_interval)
 
     async def project_batch(self, conn: psycopg.AsyncConnection, limit: int) -> int:
         """Read and apply one batch in one transaction; returns how many events it held."""
@@ -136,22 +141,30 @@ class Projector:
             self.last_error = None  # caught up: nothing is failing
             return 0
         last = events[-1].checkpoint
-        async with conn.transaction():
-            await lock_checkpoint(conn, self.name)  # first: see projector/checkpoints.py
+        # One pipeline for the whole transaction: two round trips to the server (the rows
+        # ``before_batch`` reads, then everything else up to the COMMIT), whatever the batch's
+        # size. BEGIN and COMMIT are sent as statements (``conn.transaction()`` would sync the
+        # pipeline twice more). Any failure leaves the transaction open and ends with the
+        # connection (the caller drops it), which rolls it back.
+        async with conn.pipeline():
+            await conn.execute("BEGIN")
+            # First, the checkpoint's row: its UPDATE locks it (see projector/checkpoints.py).
+            await save_checkpoint(conn, self.name, last)
             if self.before_batch is not None:
                 await self.before_batch(conn, events)
-            async with conn.pipeline():
-                for stored in events:
-                    await apply_event(conn, stored)
-                if self.after_batch is not None:
-                    await self.after_batch(conn, events)
-                await save_checkpoint(conn, self.name, last)
-                await conn.execute("SELECT pg_notify('talk_projected', %s)", (str(last),))
+            for stored in events:
+                await apply_event(conn, stored)
+            if self.after_batch is not None:
+                await self.after_batch(conn, events)
+            await conn.execute("SELECT pg_notify('talk_projected', %s)", (str(last),))
+            await conn.execute("COMMIT")
         self.checkpoint = last
         self.last_error = None
         EVENTS_PROJECTED.inc(len(events))
         self.applied.set()
         self.applied.clear()
+        for committed in self.on_commit:
+            committed()
         return len(events)
 
     async def _update_lag(self, conn: psycopg.AsyncConnection) -> None:
@@ -164,14 +177,3 @@ class Projector:
         row = await cur.fetchone()
         PROJECTION_LAG_EVENTS.set(row["n"])
         PROJECTION_LAG_SECONDS.set(float(row["age"] or 0.0))
-
-
-
-async def _wait_either(stop: asyncio.Event, wakeup: Wakeup, timeout: float) -> None:
-    waiter = asyncio.create_task(wakeup.wait(timeout))
-    stopper = asyncio.create_task(stop.wait())
-    try:
-        await asyncio.wait({waiter, stopper}, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for t in (waiter, stopper):
-            t.cancel()

@@ -73,6 +73,7 @@ def start_projection(settings: Settings, stop: asyncio.Event,
     projector = build_projector(settings, with_outbox=publisher is not None)
     tasks = [asyncio.create_task(projector.run(stop), name="projector")]
     if publisher is not None:
+        publisher.follow(projector)  # woken in process when a batch commits, not by NOTIFY
         tasks.append(asyncio.create_task(publisher.run(stop), name="publisher"))
     return Projection(projector, tasks, publisher, settings.publish_lag_limit)
 
