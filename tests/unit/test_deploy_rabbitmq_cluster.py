@@ -178,3 +178,17 @@ def test_kustomize_builds_the_rabbitmq_cluster():
     assert {"StatefulSet", "Service", "ConfigMap", "Role", "RoleBinding", "ServiceAccount",
             "PodDisruptionBudget"} <= kinds
 
+
+
+def test_the_ops_network_policy_guards_these_nodes():
+    policies = {d["metadata"]["name"]: d for d in yaml.safe_load_all(
+        (DEPLOY / "k8s" / "ops" / "networkpolicies.yaml").read_text()) if d}
+    policy = policies["rabbitmq-from-talk"]
+    labels = _k8s_objects()[("StatefulSet", "rabbitmq")]["spec"]["template"]["metadata"]["labels"]
+    assert policy["spec"]["podSelector"]["matchLabels"].items() <= labels.items()
+    peers = [r for r in policy["spec"]["ingress"] if "ports" not in r]
+    assert [r["from"] for r in peers] == [[{"podSelector": {"matchLabels": {
+        "app.kubernetes.io/name": labels["app.kubernetes.io/name"]}}}]]  # every port
+    metrics = [r for r in policy["spec"]["ingress"]
+               if {p["port"] for p in r.get("ports", [])} == {15692}]
+    assert metrics and "namespaceSelector" in metrics[0]["from"][0]
