@@ -59,3 +59,11 @@ async def test_no_node_answering_raises_the_last_failure(monkeypatch):
     with pytest.raises(ConnectionRefusedError):
         await nodes.connect("t")
     assert broker.tried == [A, B]
+
+
+def test_talk_up_names_every_node_without_credentials():
+    from services.up import _describe_amqp
+
+    described = _describe_amqp(f"{A},{B}")
+    assert described == "node-a:5672/, node-b:5672/"
+    assert "pw" not in described
