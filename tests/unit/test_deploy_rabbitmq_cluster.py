@@ -72,6 +72,9 @@ def test_compose_runs_three_nodes_that_list_each_other():
     data = [next(m for m in services[n]["volumes"] if m.endswith(":/var/lib/rabbitmq"))
             for n in RABBITMQ_NODES]
     assert len(set(data)) == NODES, "each node needs a volume of its own"
+    first, *others = RABBITMQ_NODES  # the others start once the first is up, and join it
+    for node in others:
+        assert services[node]["depends_on"][first]["condition"] == "service_healthy", node
 
 
 def test_compose_requires_one_shared_erlang_cookie():
