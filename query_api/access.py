@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from uuid import UUID
 
+from query_api.pagination import Cursor
 from query_api.read_store import ReadStore, Row
 from services.auth import Caller
 from services.http.problems import Problem
@@ -19,5 +20,23 @@ async def readable_chat(store: ReadStore, caller: Caller, chat_id: UUID) -> Row:
     if chat is None:
         raise talk_not_found()
     if not chat.pop("caller_is_participant"):
-        raise Problem(403, "only participants of this talk may read it", type_="not-a-participant")
+        raise not_a_participant()
     return chat
+
+
+def not_a_participant() -> Problem:
+    return Problem(403, "only participants of this talk may read it", type_="not-a-participant")
+
+
+async def readable_messages(store: ReadStore, caller: Caller, chat_id: UUID,
+                            parent_id: UUID | None, cursor: Cursor | None,
+                            limit: int) -> list[Row]:
+    """A page of the talk's (or thread's) messages, under the rules of :func:`readable_chat`,
+    checked in the same statement as the page is read."""
+    access, rows = await store.readable_messages(caller.customer_id, caller.agent_id, chat_id,
+                                                 parent_id, cursor, limit)
+    if access == "missing":
+        raise talk_not_found()
+    if access == "forbidden":
+        raise not_a_participant()
+    return rows

@@ -8,7 +8,7 @@ from uuid import UUID
 from aiohttp import web
 from pydantic import Field, field_validator
 
-from query_api.access import readable_chat
+from query_api.access import readable_chat, readable_messages
 from query_api.context import READ_STORE
 from query_api.message_search import MessageSearch
 from query_api.pagination import PageQuery, page_envelope
@@ -80,17 +80,20 @@ async def _list(request: web.Request, query: MessageListQuery) -> web.Response:
             raise Problem(404, "no such message", errors=[
                 {"field": "parent_id", "message": "no such message"}])
         chat_id = parent["chat_id"]
+    limit = query.page_size + 1
+    if chat_id is not None and query.q is None:  # the access check and the page: one trip
+        rows = await readable_messages(store, caller, chat_id, query.parent_id, query.cursor,
+                                       limit)
+        items = [message_resource(r) for r in rows]
+        return json_ok(page_envelope(items, rows, query.page_size))
     if chat_id is not None:
         await readable_chat(store, caller, chat_id)
-    limit = query.page_size + 1
     if query.q is not None:
         rows = await MessageSearch(store.db).search(
             caller.customer_id, caller.agent_id, query.q, query.cursor, limit,
             chat_id=chat_id, parent_id=query.parent_id)
-    elif chat_id is None:
+    else:
         rows = await MessageSearch(store.db).feed(caller.customer_id, caller.agent_id,
                                                   query.cursor, limit)
-    else:
-        rows = await store.messages(chat_id, query.parent_id, query.cursor, limit)
     items = [message_resource(r) for r in rows]
     return json_ok(page_envelope(items, rows, query.page_size))

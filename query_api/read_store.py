@@ -14,11 +14,12 @@ Row = dict[str, Any]
 _CHAT = "SELECT * FROM rm_chats WHERE id = %s AND customer_id = %s"
 _ACTIVITY = "coalesce(c.tm_last_message, c.tm_create)"
 _IS_PARTICIPANT = "SELECT 1 FROM rm_participants WHERE chat_id = %s AND owner_id = %s"
-_CHAT_AND_MEMBERSHIP = (
-    "SELECT c.*, EXISTS (SELECT 1 FROM rm_participants p"
-    "                     WHERE p.chat_id = c.id AND p.owner_id = %s) AS caller_is_participant"
+_MEMBERSHIP = (  # params: agent_id, chat_id, customer_id
+    "SELECT EXISTS (SELECT 1 FROM rm_participants p"
+    "                WHERE p.chat_id = c.id AND p.owner_id = %s) AS caller_is_participant"
     " FROM rm_chats c WHERE c.id = %s AND c.customer_id = %s"
 )
+_CHAT_AND_MEMBERSHIP = _MEMBERSHIP.replace("SELECT EXISTS", "SELECT c.*, EXISTS", 1)
 
 
 class ReadStore:
@@ -84,23 +85,32 @@ class ReadStore:
             )
             return await cur.fetchone()
 
-    async def messages(self, chat_id: UUID, parent_id: UUID | None, cursor: Cursor | None,
-                       limit: int) -> list[Row]:
-        if parent_id is None:
-            sql, params = "SELECT * FROM rm_messages WHERE chat_id = %s", [chat_id]
-        else:
-            sql, params = (
-                "SELECT * FROM rm_messages WHERE parent_id = %s AND chat_id = %s",
-                [parent_id, chat_id],
-            )
+    async def readable_messages(self, customer_id: UUID, agent_id: UUID, chat_id: UUID,
+                                parent_id: UUID | None, cursor: Cursor | None,
+                                limit: int) -> tuple[str, list[Row]]:
+        """A page of a talk's (or a thread's) messages and the caller's access to the talk,
+        in one round trip: ``("missing", [])`` (not the customer's talk), ``("forbidden",
+        [])`` (``agent_id`` is no participant; the page is not read) or ``("ok", rows)``."""
+        page = "WHERE c.caller_is_participant AND m.chat_id = %s"
+        params: list[Any] = [agent_id, chat_id, customer_id, chat_id]
+        if parent_id is not None:
+            page += " AND m.parent_id = %s"
+            params.append(parent_id)
         if cursor:
-            sql += " AND (tm_create, id) < (%s, %s)"
+            page += " AND (m.tm_create, m.id) < (%s, %s)"
             params += [cursor.tm_create, cursor.id]
-        sql += " ORDER BY tm_create DESC, id DESC LIMIT %s"
         params.append(limit)
+        sql = (f"WITH c AS ({_MEMBERSHIP}) SELECT c.caller_is_participant, m.* FROM c"
+               " LEFT JOIN LATERAL (SELECT m.* FROM rm_messages m"
+               f" {page} ORDER BY m.tm_create DESC, m.id DESC LIMIT %s) m ON true")
         async with self.db.statement("list_messages") as conn:
             cur = await conn.execute(sql, params)
-            return await cur.fetchall()
+            rows = await cur.fetchall()
+        if not rows:
+            return "missing", []
+        if not rows[0]["caller_is_participant"]:
+            return "forbidden", []
+        return "ok", [] if rows[0]["id"] is None else rows
 
     async def projection_reached(self, target: Checkpoint) -> bool:
         """Whether the read tables include every event up to ``target`` in the global order

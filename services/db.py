@@ -22,10 +22,12 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import orjson
 import psycopg
 import structlog
 from prometheus_client import Counter, Histogram
 from psycopg.rows import dict_row
+from psycopg.types.json import set_json_loads
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from services.settings import Settings
@@ -58,11 +60,12 @@ class DatabaseUnavailable(psycopg.OperationalError):
 
 def make_pool(settings: Settings, *, min_size: int | None = None, max_size: int | None = None,
               name: str = "talk", url: str | None = None) -> AsyncConnectionPool:
-    """An unopened pool of autocommit connections returning dict rows, on ``url`` (default:
-    the primary, ``TALK_DATABASE_URL``)."""
+    """An unopened pool of autocommit connections returning dict rows (``json``/``jsonb``
+    decoded by orjson), on ``url`` (default: the primary, ``TALK_DATABASE_URL``)."""
 
     async def configure(conn: psycopg.AsyncConnection) -> None:
         await conn.set_autocommit(True)
+        set_json_loads(orjson.loads, conn)  # jsonb columns: ~5x faster than json.loads
 
     return AsyncConnectionPool(
         url or settings.require_database_url(),

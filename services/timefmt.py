@@ -8,11 +8,13 @@ FORMAT = "%Y-%m-%d %H:%M:%S.%f"
 
 
 def format_ts(value: datetime | None) -> str:
+    """``FORMAT`` (the year in four digits); ``isoformat`` is twice as fast as ``strftime``
+    and a page of messages formats a hundred or more of these."""
     if value is None:
         return ""
-    if value.tzinfo is not None:
+    if value.utcoffset():  # aware and not UTC (psycopg's are UTC: no conversion)
         value = value.astimezone(UTC)
-    return value.strftime(FORMAT)
+    return value.isoformat(" ", "microseconds")[:26]
 
 
 def parse_ts(text: str) -> datetime:
