@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 from uuid import UUID
 
+from command_api.domain import fold_chat
 from command_api.domain.commands import MarkRead
 from command_api.domain.message import MessageState
 from command_api.domain.read import ReadMarker, decide_read, fold_read
@@ -18,11 +19,11 @@ from command_api.execution import (
     CommandResponse,
     Decision,
     group_appends,
-    load_chat,
     load_message,
     load_stream,
 )
 from command_api.rendering import _position as position_of
+from command_api.rendering import joined_event
 from events import catalogue as ev
 from events.store import AppendResult, EventStore
 from query_api.resources import participant_resource, participant_row
@@ -32,7 +33,8 @@ async def decide_mark_read(store: EventStore, cmd: MarkRead, seen: dict[str, Any
     """The decision; ``seen["marker"]`` gets the marker it was made on (for the answer).
     ``seen["projected"]``: the caller's marker in the read tables, which a post may have moved
     past the stream's; the later of the two is the one a read must pass."""
-    chat, prior, head = await load_chat(store, cmd.chat_id)
+    talk = await load_stream(store, ev.chat_stream(cmd.chat_id))
+    chat, prior, head = talk.folded(fold_chat), talk.events, talk.head_checkpoint
     marker_stream = ev.read_stream(cmd.chat_id, cmd.actor_id)
     marker: ReadMarker = (await load_stream(store, marker_stream)).folded(fold_read)
     projected = seen.get("projected")
@@ -45,7 +47,7 @@ async def decide_mark_read(store: EventStore, cmd: MarkRead, seen: dict[str, Any
     events = decide_read(chat, marker, message, cmd)
     seen["marker"] = marker
     return Decision(group_appends(events, {marker_stream: marker.version}), events,
-                    prior, head, chat, cmd.customer_id)
+                    prior, head, chat, cmd.customer_id, primary=talk)
 
 
 def render_read(agent_id: UUID, seen: dict[str, Any]):
@@ -53,9 +55,8 @@ def render_read(agent_id: UUID, seen: dict[str, Any]):
 
     def render(decision: Decision, result: AppendResult | None) -> CommandResponse:
         participant_id = decision.chat.participant_id_of(agent_id)
-        joined = [e for e in decision.prior if isinstance(e, ev.ParticipantJoined)
-                  and e.participant_id == participant_id]
-        row: dict[str, Any] = participant_row(joined[-1], decision.customer_id)
+        row: dict[str, Any] = participant_row(joined_event(decision, participant_id),
+                                              decision.customer_id)
         marker = fold_read(decision.new_events, seen.get("marker") or ReadMarker())
         row.update(last_read_message_id=marker.message_id, tm_read=marker.tm_read)
         return CommandResponse(200, participant_resource(row), position_of(decision, result))
