@@ -163,9 +163,9 @@ async def run_command(decide: Callable[[EventStore], Awaitable[Decision]], commi
         try:
             return await commit(decision, metadata, render)
         except ConcurrencyConflict as conflict:
-            forget = getattr(store, "forget", None)
-            if forget is not None:  # whatever path appended, the cached stream is stale
-                forget(conflict.stream_id)
+            stale = getattr(store, "stale", None)
+            if stale is not None:  # whatever path appended, the cached stream is behind
+                stale(conflict.stream_id)
             if backoff is None:  # made on the first conflict only: most commands have none
                 backoff = Backoff(BACKOFF_BASE, BACKOFF_CAP, jitter=1.0)
             await pause(backoff.next())

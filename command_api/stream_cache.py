@@ -2,7 +2,7 @@
 
 A command decided on cached state appends with the cached stream versions (or checks them),
 so a stale entry can only make the append fail with ``ConcurrencyConflict``; the entry is
-then dropped and the command decided again on fresh state. What the append cannot vouch
+then brought up to date (below) and the command decided again on fresh state. What the append cannot vouch
 for is an answer given without appending (a refusal or a no-op): ``run_command`` decides
 those again on fresh reads before answering. So the cache saves the read round trip and
 the fold of the common path, and never changes an answer.
@@ -20,6 +20,11 @@ work of a command are those of the events it adds, whatever the stream's history
 extension is made only onto an entry at exactly the version the append expected (it then
 holds what a fresh read would give, its ``recorded_at`` aside: this process's clock at the
 append, not the server's, and no command reads it); otherwise the entry is dropped.
+
+A stream another writer moved on (another process's append, found by a conflict) is not
+read again from version 0 either: the entry is marked stale, and the next load reads the
+events after its version and extends it (:meth:`CachedEventStore.refresh`); fresh reads
+(``FreshReads``) do the same.
 
 The cache is bounded twice, least recently used first: ``size`` streams and ``max_bytes``
 bytes of stored events (``TALK_COMMAND_STREAM_CACHE_STREAMS`` / ``_BYTES``); a stream alone
@@ -161,6 +166,7 @@ class CachedEventStore(EventStore):
         self.max_bytes = max_bytes  # and at most this many bytes of stored events
         self.nbytes = 0
         self._streams: OrderedDict[str, Loaded] = OrderedDict()
+        self._stale: set[str] = set()  # cached streams another writer has moved on
         self.fresh = FreshReads(self)
 
     def _remember(self, stream_id: str, events: list[StoredEvent]) -> Loaded:
@@ -180,12 +186,36 @@ class CachedEventStore(EventStore):
     async def load(self, stream_id: str) -> Loaded:
         """The stream decoded and ready to fold, from memory when it can."""
         cached = self._streams.get(stream_id)
-        if cached is None:
-            return self._remember(stream_id, await self.store.read_stream(stream_id))
+        if cached is None or stream_id in self._stale:
+            return await self.refresh(stream_id)
         self._streams.move_to_end(stream_id)
         return cached
 
+    async def refresh(self, stream_id: str) -> Loaded:
+        """The stream as the database holds it now: a cached entry goes on with the events
+        after its version (streams only grow, so that is what a full read gives), an
+        uncached stream is read whole."""
+        cached = self._streams.get(stream_id)
+        if cached is None:
+            return self._remember(stream_id, await self.store.read_stream(stream_id))
+        self._stale.discard(stream_id)  # before the read: a conflict meanwhile marks it again
+        more = await self.store.read_stream(stream_id, cached.version)
+        loaded = cached.extended(more) if more else cached
+        current = self._streams.get(stream_id)
+        if current is None or current.version < loaded.version:
+            self._keep(stream_id, loaded)
+        elif current is loaded:
+            self._streams.move_to_end(stream_id)
+        return loaded
+
+    def stale(self, stream_id: str) -> None:
+        """Another writer has moved the stream on (an append found it past the cached
+        version): the next load reads what follows the cached entry."""
+        if stream_id in self._streams:
+            self._stale.add(stream_id)
+
     def forget(self, stream_id: str) -> None:
+        self._stale.discard(stream_id)
         dropped = self._streams.pop(stream_id, None)
         if dropped is not None:
             self.nbytes -= dropped.nbytes
@@ -198,7 +228,7 @@ class CachedEventStore(EventStore):
         try:
             result = await self.store.append(appends, metadata)
         except ConcurrencyConflict as exc:
-            self.forget(exc.stream_id)
+            self.stale(exc.stream_id)
             raise
         self.appended(appends, result, metadata)
         return result
@@ -238,13 +268,14 @@ class CachedEventStore(EventStore):
 
 
 class FreshReads(EventStore):
-    """The same store, reading every stream from the database (and refreshing the cache)."""
+    """The same store, reading every stream from the database (and refreshing the cache):
+    what follows the cached entry, or the whole stream if none."""
 
     def __init__(self, cache: CachedEventStore) -> None:
         self.cache = cache
 
     async def load(self, stream_id: str) -> Loaded:
-        return self.cache._remember(stream_id, await self.cache.store.read_stream(stream_id))
+        return await self.cache.refresh(stream_id)
 
     async def read_stream(self, stream_id: str, after_version: int = 0) -> list[StoredEvent]:
         loaded = await self.load(stream_id)

@@ -31,7 +31,7 @@ class CountingStore(EventStore):
     async def read_stream(self, stream_id, after_version=0):
         self.reads.append(stream_id)
         n = self.lengths.get(stream_id, 1)
-        return [stored(stream_id, v, "n" * self.width) for v in range(1, n + 1)]
+        return [stored(stream_id, v, "n" * self.width) for v in range(after_version + 1, n + 1)]
 
     async def append(self, appends, metadata):  # pragma: no cover - not used here
         raise NotImplementedError

@@ -11,7 +11,7 @@ import asyncio
 import dataclasses
 from collections import Counter
 from typing import Any
-from uuid import uuid4
+from uuid import UUID, uuid4
 
 import pytest
 
@@ -26,7 +26,7 @@ from events.envelope import Metadata, NewEvent, StoredEvent
 from events.postgres_store import PostgresEventStore
 from events.store import StreamAppend
 from services.timefmt import utcnow
-from tests.factories import chat_created
+from tests.factories import chat_created, rename
 from tests.factories import metadata as some_metadata
 from tests.integration.api.conftest import CHATS, MESSAGES, Agent, TalkClient
 
@@ -282,6 +282,30 @@ async def _assert_cached_as_read(talk: TalkClient, cache: CachedEventStore,
     for fold in (chat_domain.fold_chat, message_domain.fold_message, rendering.fold_chat_row,
                  rendering.fold_message_row, rendering.fold_joins):
         assert cached.folded(fold) == fresh.folded(fold), fold.__name__
+
+
+async def test_a_stream_another_writer_moved_on_is_read_from_where_the_cache_stands(talk, work):
+    """Appends by another process make the cached talk stale: the append's version check
+    refuses the decision made on it, and the command reads only the events after the cached
+    version, never the stream from version 0."""
+    alice = talk.agent()
+    bob, carol = alice.colleague(), alice.colleague()
+    chat = await alice.create_talk(members=(bob,))  # cached here at version 3
+    stream = ev.chat_stream(chat["id"])
+    await _give_membership_history(talk, alice, chat, carol)  # another writer: versions 4-1003
+    work.reset()
+    await alice.post(chat, "after the other writer")
+    assert work.read == {stream: MEMBERSHIP_CHANGES}
+    assert work.decided == {"decide_message": 2}  # refused at version 3, then decided again
+
+    md = Metadata(customer_id=alice.customer_id, actor_type="agent", actor_id=alice.agent_id)
+    other = PostgresEventStore(talk.db)
+    await other.append([rename(UUID(chat["id"]), 3 + MEMBERSHIP_CHANGES, "renamed elsewhere")], md)
+    work.reset()
+    renamed = await alice.ok("PUT", f"{CHATS}/{chat['id']}", json={"detail": "and here"})
+    assert renamed["name"] == "renamed elsewhere" and renamed["detail"] == "and here"
+    assert work.read == {stream: 1}
+    await _assert_cached_as_read(talk, _warm(talk), stream)
 
 
 def _without_time(event: StoredEvent) -> dict[str, Any]:
