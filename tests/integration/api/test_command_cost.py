@@ -3,7 +3,8 @@ talk's membership stream, the message's own stream, a reply's parent), never the
 messages; and a stream this process wrote is not read again, nor folded again from its
 start: posting into a talk after 1,000 joins and leaves, or reacting to a message with 50
 reactions, reads and folds exactly what the same command does in a new talk or on a new
-message. What the cache keeps after an append is what a fresh read gives."""
+message; a stream another writer moved on is read from the cached version on. What the cache
+keeps after an append is what a fresh read gives."""
 
 from __future__ import annotations
 
