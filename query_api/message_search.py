@@ -57,10 +57,14 @@ SELECT m.* FROM newest t
  ORDER BY m.tm_create DESC, m.id DESC LIMIT %(limit)s
 """
 
+# The matches are found once (MATERIALIZED: one scan of the index, not one per talk of the
+# agent, which a nested loop would make), then kept to the agent's talks.
 _SEARCH = """
-SELECT m.* FROM rm_messages m
- WHERE talk_search_vector(m.customer_id, m.text) @@ talk_search_query(%(customer)s, %(q)s)
-   AND m.customer_id = %(customer)s AND m.tm_delete IS NULL{scope}{before}
+WITH found AS MATERIALIZED (
+    SELECT * FROM rm_messages m
+     WHERE talk_search_vector(m.customer_id, m.text) @@ talk_search_query(%(customer)s, %(q)s)
+       AND m.customer_id = %(customer)s AND m.tm_delete IS NULL{scope}{before})
+SELECT m.* FROM found m WHERE true{talks}
  ORDER BY m.tm_create DESC, m.id DESC LIMIT %(limit)s
 """
 
@@ -95,10 +99,11 @@ class MessageSearch:
         """The live messages whose text holds every word of ``q`` (as words or prefixes), of
         the talk ``chat_id`` (the caller may read it: checked before) or of every talk the
         agent is in; with ``parent_id``, of that thread only."""
-        scope = _IN_TALKS if chat_id is None else _IN_TALK
+        scope = "" if chat_id is None else _IN_TALK
         if parent_id is not None:
             scope += _IN_THREAD
-        sql = _SEARCH.format(scope=scope, before=_BEFORE if cursor else "")
+        sql = _SEARCH.format(scope=scope, before=_BEFORE if cursor else "",
+                             talks=_IN_TALKS if chat_id is None else "")
         params = _params(customer_id, agent_id, cursor, limit, q=q, chat=chat_id,
                          parent=parent_id)
         async with self.db.statement("search_messages") as conn:
