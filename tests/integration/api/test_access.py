@@ -111,7 +111,7 @@ async def test_two_customers_are_isolated(talk):
     # Cross-references between the customers fail as if nothing existed.
     await alice.problem(404, "GET", f"{MESSAGES}/{msg_b['id']}")
     await alice_b.problem(404, "GET", f"{MESSAGES}/{msg_a['id']}")
-    await alice_b.problem(400, "POST", MESSAGES, json={
+    await alice_b.problem(404, "POST", MESSAGES, json={
         "chat_id": chat_b["id"], "text": "re", "parent_id": msg_a["id"]})
     await alice.problem(404, "POST", f"{CHATS}/{chat_b['id']}/participants",
                         json={"owner_type": "agent", "owner_id": alice.id})
