@@ -3,7 +3,8 @@ side with a bare aiohttp endpoint (the ceiling of this stack), plus the two scal
 
     python -m bench.api [--concurrency 16] [--seconds 5] [--warmup 1] [--rounds 3]
                         [--history 100000] [--large 1000000] [--small 10000]
-                        [--parts throughput,history,table] [--pool 10] [--log-level INFO]
+                        [--parts throughput,history,table[,listing,loops]] [--pool 10]
+                        [--log-level INFO]
                         [--admin-url postgresql://postgres@127.0.0.1:5432/postgres] [--keep]
 
 Everything runs against the local PostgreSQL in databases of its own, created here and
@@ -44,9 +45,15 @@ Parts:
                 have no events); pairs of rows share a ``tm_create`` so the tie-break on id
                 is exercised.
 
+``listing``     (not in the defaults) only the two ``GET`` cells of ``throughput``: a page of 50
+                through ``talk up`` vs the ceiling's one select, for the server CPU per page.
+``loops``       (not in the defaults) the event loop (``TALK_EVENT_LOOP``): ``talk query-api``
+                and ``talk command-api`` each run twice, on asyncio's loop and on uvloop,
+                side by side: a page of 50 listed, and posts (``talk up`` paused as above).
+
 Targets (printed beside the figures; nothing is asserted): posting >= 60% of the ceiling's
 rate; history ratio (mean latency, large history / fresh) <= 1.2; large-table list p99
-within 1.3x of the small table's.
+within 1.3x of the small table's; a page of 50 <= 1.0 ms of server CPU.
 """
 
 from __future__ import annotations
@@ -83,6 +90,8 @@ ROOT = Path(__file__).resolve().parents[1]
 TARGET_POST_RATIO = 0.60
 TARGET_HISTORY_RATIO = 1.2
 TARGET_TABLE_P99_RATIO = 1.3
+TARGET_PAGE_CPU_MS = 1.0
+LOOPS = ("asyncio", "uvloop")
 PAGE = 50
 SEED_BATCH = 1000
 DEPTHS = (0.0, 0.01, 0.1, 0.25, 0.5, 0.75, 0.9, 0.99)
@@ -511,6 +520,58 @@ async def part_throughput(b: Bench, ceiling: Server, command_api: Server) -> Non
     ])
 
 
+async def full_page_talk(b: Bench) -> str:
+    """A new talk holding more than a page of messages, projected."""
+    chat = await b.main.new_talk()
+    for _ in range(PAGE + 10):
+        await b.main.post_message(chat)
+    await b.main.wait_projected(chat)
+    return chat
+
+
+async def part_listing(b: Bench, ceiling: Server) -> None:
+    listed = await full_page_talk(b)
+    params = {"chat_id": listed, "page_size": str(PAGE)}
+
+    async def talk_list(i: int, n: int) -> None:
+        await b.main.list_page(listed)
+
+    async def ceiling_list(i: int, n: int) -> None:
+        async with b.session.get(f"{ceiling.base}/messages", params=params) as resp:
+            await expect_ok(resp)
+
+    await b.rounds([
+        lambda: b.cell("GET page talk", talk_list, b.talk_pid, b.backends),
+        lambda: b.cell("GET page ceiling", ceiling_list, ceiling.proc.pid, b.backends),
+    ])
+
+
+async def part_loops(b: Bench, servers: dict[tuple[str, str], Server]) -> None:
+    """``servers[(kind, loop)]``: ``talk query-api`` / ``talk command-api`` on each loop."""
+    listed = await full_page_talk(b)
+    talks = [await b.main.new_talk() for _ in range(b.args.concurrency)]
+    cells = []
+    for loop in LOOPS:
+        reader = TalkClient(b.session, servers["query-api", loop].base, b.main.token)
+        writer = TalkClient(b.session, servers["command-api", loop].base, b.main.token)
+
+        async def get(i: int, n: int, reader: TalkClient = reader) -> None:
+            await reader.list_page(listed)
+
+        async def post(i: int, n: int, writer: TalkClient = writer) -> None:
+            await writer.post_message(talks[i % len(talks)])
+
+        qpid, cpid = servers["query-api", loop].proc.pid, servers["command-api", loop].proc.pid
+        cells += [
+            lambda key=f"GET page query-api {loop}", get=get, qpid=qpid:
+                b.cell(key, get, qpid, b.backends),
+            lambda key=f"POST command-api {loop}", post=post, cpid=cpid, writer=writer:
+                b.cell(key, post, cpid, b.backends, b.main, listed, paused=b.talk_pid,
+                       posted_by=writer),
+        ]
+    await b.rounds(cells)
+
+
 async def seed_history(b: Bench, url: str, chat_id: str, customer: UUID, agent: UUID,
                        count: int) -> int:
     """``count`` MessagePosted events of ``agent`` in ``chat_id``, appended through the event
@@ -686,6 +747,26 @@ def report(b: Bench) -> str:
                 f"{r['GET page talk'].rate / r['GET page ceiling'].rate:.2f}; projection caught "
                 f"up {statistics.fmean(r['POST talk'].drains):.2f}s (mean) after each posting "
                 "cell", ""]
+    if "GET page talk" in r and "POST talk" not in r:
+        page_cpu = r["GET page talk"].per_request_ms("app_cpu")
+        out += ["### listing", HEADER,
+                row(f"GET talk_messages?chat_id=&page_size={PAGE} (talk up)", r["GET page talk"]),
+                row(f"GET ceiling (one SELECT ... LIMIT {PAGE + 1})", r["GET page ceiling"]), "",
+                f"server CPU per page {page_cpu:.2f} ms (target <= {TARGET_PAGE_CPU_MS}: "
+                f"{verdict(page_cpu <= TARGET_PAGE_CPU_MS)}), "
+                f"{page_cpu / r['GET page ceiling'].per_request_ms('app_cpu'):.1f}x the "
+                f"ceiling's; listing / ceiling rate = "
+                f"{r['GET page talk'].rate / r['GET page ceiling'].rate:.2f}", ""]
+    if f"GET page query-api {LOOPS[0]}" in r:
+        out += ["### event loop (TALK_EVENT_LOOP)", HEADER]
+        for kind in ("GET page query-api", "POST command-api"):
+            out += [row(f"{kind} {loop}", r[f"{kind} {loop}"]) for loop in LOOPS]
+        for kind in ("GET page query-api", "POST command-api"):
+            base, other = r[f"{kind} {LOOPS[0]}"], r[f"{kind} {LOOPS[1]}"]
+            out.append(f"- {kind}: {LOOPS[1]} / {LOOPS[0]} rate {other.rate / base.rate:.2f}, "
+                       f"server CPU per request {other.per_request_ms('app_cpu'):.2f} vs "
+                       f"{base.per_request_ms('app_cpu'):.2f} ms")
+        out.append("")
     big_key = f"POST into {a.history:,}-msg talk"
     if big_key in r:
         big, fresh = r[big_key], r["POST into fresh talk"]
@@ -738,7 +819,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args = p.parse_args(argv)
     args.parts = [x.strip() for x in args.parts.split(",") if x.strip()]
     for part in args.parts:
-        if part not in ("throughput", "history", "table"):
+        if part not in ("throughput", "history", "table", "listing", "loops"):
             p.error(f"unknown part {part!r}")
     if min(args.concurrency, args.rounds, args.history, args.small, args.large) < 1:
         p.error("counts must be positive")
@@ -772,12 +853,17 @@ class Setup:
         self.servers.append(server)
         return server
 
-    def command_api(self, db: str) -> Server:
+    def command_api(self, db: str, loop: str = "asyncio") -> Server:
+        return self.service("command-api", db, loop)
+
+    def service(self, kind: str, db: str, loop: str) -> Server:
+        """``talk command-api`` or ``talk query-api`` on the event loop ``loop``."""
         port = free_port()
         env = talk_env(self.urls[db], self.secret, self.args.pool, self.args.log_level)
-        env.update(TALK_HOST="127.0.0.1", TALK_COMMAND_API_PORT=str(port))
-        server = Server(f"talk command-api ({db})", ["-m", "services.cli", "command-api"], env,
-                        self.logs / f"command-api-{db}.log", port)
+        env.update(TALK_HOST="127.0.0.1", TALK_EVENT_LOOP=loop,
+                   **{f"TALK_{kind.replace('-', '_').upper()}_PORT": str(port)})
+        server = Server(f"talk {kind} ({db}, {loop})", ["-m", "services.cli", kind], env,
+                        self.logs / f"{kind}-{db}-{loop}.log", port)
         self.servers.append(server)
         return server
 
@@ -815,6 +901,15 @@ async def run(args: argparse.Namespace) -> str:
                 await part_throughput(b, ceiling, command_api)
             if "history" in args.parts:
                 await part_history(b, setup.customer, setup.agent, setup.urls["main"])
+            if "listing" in args.parts:
+                await part_listing(b, ceiling)
+            if "loops" in args.parts:
+                servers = {(kind, loop): setup.service(kind, "main", loop)
+                           for kind in ("query-api", "command-api") for loop in LOOPS}
+                for server in servers.values():
+                    await server.wait_ready(session)
+                await part_loops(b, servers)
+                setup.stop(*servers.values())
             setup.stop(talk, ceiling, command_api)  # the read tables get fresh processes
             if "table" in args.parts:
                 large, small = setup.talk_up("large"), setup.talk_up("small")

@@ -13,6 +13,7 @@ from projector.outbox import Outbox
 from projector.publisher import Publisher
 from projector.runner import Projector
 from services.db import Database, make_pool
+from services.event_loop import run_main
 from services.gateway.inprocess_feed import InProcessFeed
 from services.http.app import create_base_app, install_stop_signals, serve_until
 from services.http.health import READINESS_CHECKS
@@ -107,5 +108,5 @@ def run_projector_service(settings: Settings) -> int:
         install_stop_signals(stop)
         await projector_main(settings, stop)
 
-    asyncio.run(main())
+    run_main(main(), settings)
     return 0

@@ -6,6 +6,7 @@ import asyncio
 
 from aiohttp import web
 
+from services.event_loop import run_main
 from services.http.app import install_stop_signals, serve_until
 from services.settings import Settings
 
@@ -16,5 +17,5 @@ def run_http_service(app: web.Application, settings: Settings, port: int, name: 
         install_stop_signals(stop)
         await serve_until(app, settings.host, port, stop, settings.shutdown_timeout, name)
 
-    asyncio.run(main())
+    run_main(main(), settings)
     return 0

@@ -92,6 +92,10 @@ class Settings(BaseSettings):
     log_level: str = Field(default="INFO")
     log_format: str = Field(default="json", pattern="^(json|console)$")
 
+    # Event loop of every service process (bench/RESULTS.md, "uvloop").
+    event_loop: str = Field(default="uvloop", pattern="^(asyncio|uvloop)$",
+                            description="`uvloop` or `asyncio` (the standard loop).")
+
     # Projector.
     projector_batch_size: int = Field(default=500, ge=1, le=10000)
     projector_poll_interval: float = Field(default=1.0, gt=0, description="Seconds between polls.")

@@ -29,6 +29,7 @@ from query_api.app import install_query_api
 from services.amqp import split_amqp_urls
 from services.cli_support import EXIT_UNAVAILABLE, EXIT_USAGE
 from services.embedded_postgres import EmbeddedPostgres, EmbeddedPostgresError
+from services.event_loop import run_main
 from services.gateway.app import install_gateway
 from services.gateway.feed import Feed
 from services.gateway.inprocess_feed import InProcessFeed
@@ -148,7 +149,7 @@ def run_up(settings: Settings, *, host: str, port: int, data_dir: str) -> int:
             install_stop_signals(stop)
             await up_main(settings, host, port, stop, on_ready=announce)
 
-        asyncio.run(main())
+        run_main(main(), settings)
     except KeyboardInterrupt:
         _say("interrupted")
     except (EmbeddedPostgresError, psycopg.OperationalError, OSError) as exc:
