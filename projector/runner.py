@@ -31,6 +31,18 @@ log = structlog.get_logger("talk.projector")
 
 PROJECTOR_LOCK = 0x74616C6B_70726F6A  # "talkproj"
 LAG_INTERVAL = 1.0  # seconds between lag measurements while catching up
+# While committed events wait behind an older transaction still open (see _HELD_BACK), read
+# again after this long, doubling up to the cap, instead of waiting for a wake-up or a poll.
+HELD_BACK_FIRST, HELD_BACK_CAP = 0.001, 0.05
+
+# Committed events after the checkpoint that the read may not return yet: they follow, in the
+# global order, a transaction still open (anywhere on the server: it holds the horizon back).
+# Nothing NOTIFYs when that transaction ends if it appended nothing (a write elsewhere, the
+# publisher's DELETE), so the projector reads again soon instead of waiting for a wake-up.
+_HELD_BACK = (
+    "SELECT EXISTS (SELECT 1 FROM events WHERE (tx_id, position) > (%s::text::xid8, %s)"
+    " AND tx_id >= pg_snapshot_xmin(pg_current_snapshot())) AS held"
+)
 RETRY_FIRST, RETRY_CAP = 0.2, 5.0  # seconds before reconnecting after a lost connection
 FAILED_BATCH_RETRY_CAP = 30.0  # a batch that cannot be applied is retried less often
 
@@ -66,6 +78,7 @@ class Projector:
         # called after each committed batch: how a publisher in this process is woken
         self.on_commit: list[Callable[[], None]] = []
         self.reads = 0  # how many times the store was read (tests await progress on it)
+        self.held_back = False  # the last read left committed events behind an open transaction
         self.last_error: str | None = None  # cleared by the next committed batch
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -119,23 +132,35 @@ class Projector:
             self.checkpoint = await load_checkpoint(conn, self.name)
             batch_size = self.settings.projector_batch_size
             lag_due = 0.0
+            held_back_wait = HELD_BACK_FIRST
             while not stop.is_set():
                 n = await self.project_batch(conn, batch_size)
-                if n < batch_size:
+                if n < batch_size and not self.held_back:
                     # Caught up: the read saw every event stored, so nothing is waiting (no
                     # query needed; a small batch must not pay for measuring a backlog).
                     PROJECTION_LAG_EVENTS.set(0)
                     PROJECTION_LAG_SECONDS.set(0.0)
-                    lag_due = 0.0
+                    held_back_wait = HELD_BACK_FIRST
                     await wakeup.wait(self.settings.projector_poll_interval)
-                elif time.monotonic() >= lag_due:
-                    # Catching up: the backlog is measured every LAG_INTERVAL (bounded, not free).
+                    continue
+                if time.monotonic() >= lag_due:
+                    # A backlog, or events held back: measured every LAG_INTERVAL (bounded,
+                    # not free).
                     await self._update_lag(conn)
                     lag_due = time.monotonic() + LAG_INTERVAL
+                if n < batch_size:  # held back: read again soon (or when woken)
+                    await wakeup.wait(held_back_wait)
+                    held_back_wait = min(2 * held_back_wait, HELD_BACK_CAP)
+                else:
+                    held_back_wait = HELD_BACK_FIRST
 
     async def project_batch(self, conn: psycopg.AsyncConnection, limit: int) -> int:
         """Read and apply one batch in one transaction; returns how many events it held."""
-        events = await read_all_on(conn, self.checkpoint, limit)
+        async with conn.pipeline():  # the read and the held-back check: one round trip
+            held = await conn.execute(
+                _HELD_BACK, (str(self.checkpoint.tx_id), self.checkpoint.position))
+            events = await read_all_on(conn, self.checkpoint, limit)
+            self.held_back = bool((await held.fetchone())["held"])
         self.reads += 1
         if not events:
             self.last_error = None  # caught up: nothing is failing
