@@ -51,11 +51,11 @@ CREATE FUNCTION talk_search_fold(t text) RETURNS text
         '[\u0300-\u036f\u0483-\u0489\u0591-\u05c7\u0610-\u061a\u064b-\u065f\u0670\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20ff\ufe20-\ufe2f]',
         '', 'g'))));
 
--- COST: 50 to 70 us a call, and the planner's guess of how many rows a prefix matches is
--- rough: priced high, it reaches for the index rather than evaluating this on each of an
--- agent's messages (unless there are few, as in one talk).
+-- COST: 50 to 70 us a call (priced so, the planner reaches for the index rather than
+-- evaluating this on each of an agent's messages; priced far higher, a plan's total cost
+-- passes jit_above_cost and JIT compilation costs 300 ms a search).
 CREATE FUNCTION talk_search_vector(customer uuid, t text) RETURNS tsvector
-    LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE COST 100000 AS $$
+    LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE COST 1000 AS $$
 DECLARE
     words tsvector := to_tsvector('simple', talk_search_fold(t));
     p text := replace(customer::text, '-', '');
