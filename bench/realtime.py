@@ -562,6 +562,7 @@ class LatencyResult:
     cpu: dict[str, float]  # share of one core while posting, per process
     cpu_ms_per_message: dict[str, float]  # CPU milliseconds per message posted, per process
     sustained: bool
+    reads: dict[str, float]  # the projector's reads of the store, by outcome
 
 
 async def make_talks(session: aiohttp.ClientSession, api: str, customer_id: UUID, sockets: int,
@@ -604,11 +605,14 @@ async def latency_run(infra: Infra, services: dict[str, Service], gateway_url: s
         await asyncio.sleep(max(0.0, floor_plan.start_at - time.monotonic()))
         cpu0 = {name: cpu_seconds(s.pid) for name, s in services.items()}
         ticks0 = machine_ticks()
+        reads0 = await projector_reads(session, services["projector"].port)
         progress(f"rate {rate:,.0f}/s: posting for {seconds:g}s, the floor beside it")
         posting = await post_messages(session, api, customer_id, talks, rate, seconds)
         cpu_seconds_used = {name: cpu_seconds(s.pid) - cpu0[name]
                             for name, s in services.items()}
         ticks1 = machine_ticks()
+        reads1 = await projector_reads(session, services["projector"].port)
+    reads = {k: reads1.get(k, 0) - reads0.get(k, 0) for k in reads1}
     floor, floor_cpu = await receive_from(floor_proc, floor_pipe)
     floor_proc.join(10)
     cpu = {name: used / posting.elapsed for name, used in cpu_seconds_used.items()}
@@ -637,7 +641,20 @@ async def latency_run(infra: Infra, services: dict[str, Service], gateway_url: s
     sustained = (posting.achieved_rate >= 0.95 * rate and len(delays) >= expected
                  and posting.errors == 0 and not backlog_grew(posting, frames))
     return LatencyResult(rate, posting, delays, stream_delays, gateway_delays, expected, floor,
-                         cpu, cpu_ms_per_message, sustained)
+                         cpu, cpu_ms_per_message, sustained, reads)
+
+
+async def projector_reads(session: aiohttp.ClientSession, port: int) -> dict[str, float]:
+    """``talk_projector_reads_total`` by outcome, from the projector's /metrics (empty if it
+    has none)."""
+    async with session.get(f"http://127.0.0.1:{port}/metrics") as resp:
+        text = await resp.text()
+    reads = {}
+    for line in text.splitlines():
+        if line.startswith("talk_projector_reads_total{"):
+            labels, value = line.rsplit(" ", 1)
+            reads[labels.split('outcome="')[1].split('"')[0]] = float(value)
+    return reads
 
 
 # --- the memory run ---------------------------------------------------------------------------
@@ -818,8 +835,10 @@ def report(args, results: list[LatencyResult], memory: dict, wall: float) -> str
                 f"{r.cpu['machine (both cores, anyone)']:.0%} |")
         out.append("")
         for r in results:
+            held = ", ".join(f"{k} {v:,.0f}" for k, v in sorted(r.reads.items()))
             out.append(f"  rate {r.rate:,.0f}/s: POST errors {r.posting.errors}; frames before "
-                       f"their POST's response {sum(1 for x in r.delays if x < 0):,}")
+                       f"their POST's response {sum(1 for x in r.delays if x < 0):,}; the "
+                       f"projector's reads: {held or 'not counted'}")
         out.append(f"targets: at the lowest rate p50 <= {TARGET_P50_RATIO:g}x and p99 <= "
                    f"{TARGET_P99_RATIO:g}x the floor's; CPU per message of the services <= "
                    f"{TARGET_CPU_MS:g} ms at 250/s; every rate sustained, nothing missing")

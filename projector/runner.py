@@ -50,6 +50,8 @@ EVENTS_PROJECTED = Counter("talk_events_projected_total", "Events applied to the
 PROJECTOR_FAILURES = Counter(
     "talk_projector_failures_total", "Batches that failed other than by a lost connection.")
 PROJECTOR_ACTIVE = Gauge("talk_projector_active", "1 while this instance holds the projector lock.")
+STORE_READS = Counter("talk_projector_reads_total",
+                      "Reads of the store by the active projector.", ["outcome"])
 PROJECTION_LAG_EVENTS = Gauge("talk_projection_lag_events", "Events stored but not yet projected.")
 PROJECTION_LAG_SECONDS = Gauge(
     "talk_projection_lag_seconds", "Age of the oldest event not yet projected (0 when caught up)."
@@ -162,6 +164,9 @@ class Projector:
             events = await read_all_on(conn, self.checkpoint, limit)
             self.held_back = bool((await held.fetchone())["held"])
         self.reads += 1
+        # held_back: committed events wait behind an older transaction still open
+        STORE_READS.labels("held_back" if self.held_back else "events" if events else
+                           "empty").inc()
         if not events:
             self.last_error = None  # caught up: nothing is failing
             return 0
