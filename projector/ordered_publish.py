@@ -10,7 +10,10 @@ go, so what reached the broker is a prefix of the batch. The caller then keeps t
 confirmed prefix and (after a failure) drops the connection and starts again after it.
 
 One case keeps no order: a broker that nacks a publish but acks later ones (an internal
-broker error); the nacked one is published again after them.
+broker error); the nacked one is published again after them. A nack can also come before
+the acks of earlier publishes (a refusing queue answers at once, a stream queue once it has
+written): the publishes before the first failed one are waited for (up to
+``stall_timeout``) before the rest are cancelled, so the confirmed prefix is not cut short.
 """
 
 from __future__ import annotations
@@ -57,6 +60,8 @@ async def publish_in_order(exchange: AbstractExchange,
                 break
             await asyncio.wait({settled, stopper}, timeout=remaining,
                                return_when=asyncio.FIRST_COMPLETED)
+        if settled.done() and not stop.is_set():
+            await _settle_before_first_failure(tasks, stall_timeout)
     finally:
         stopper.cancel()
         for task in tasks:  # all at once: none of them starts sending after this
@@ -73,3 +78,14 @@ async def publish_in_order(exchange: AbstractExchange,
     if stalled:
         return confirmed, TimeoutError(f"no publish confirm for {stall_timeout}s")
     return confirmed, ConnectionError("a publish was cancelled: its channel closed")
+
+
+async def _settle_before_first_failure(tasks: list[asyncio.Task], timeout: float) -> None:
+    """A nack may come before the acks of earlier publishes (a queue that refuses answers at
+    once, a stream queue confirms once it has written): wait for the publishes before the
+    first failed one to be confirmed too, so the prefix counted is the one the broker holds."""
+    failed = [i for i, task in enumerate(tasks)
+              if task.done() and not task.cancelled() and task.exception() is not None]
+    earlier = [task for task in tasks[:failed[0]] if not task.done()] if failed else []
+    if earlier:
+        await asyncio.wait(earlier, timeout=timeout)
