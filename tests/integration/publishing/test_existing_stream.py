@@ -9,10 +9,10 @@ import asyncio
 from uuid import uuid4
 
 import aio_pika
-import orjson
 
 from tests.integration.publishing.caller import Caller
 from tests.integration.publishing.expected import expected_bodies
+from tests.integration.publishing.stream_reading import customer_bodies_from_first
 
 
 async def test_an_existing_stream_queue_is_used_as_it_is(
@@ -51,18 +51,6 @@ async def _published_into_it(settings, own, talk_api, start_publisher) -> None:
         channel = await connection.channel()
         await channel.set_qos(prefetch_count=100)
         queue = await channel.get_queue(own.stream_queue, ensure=True)
-        ours: list[dict] = []
-        done = asyncio.Event()
-
-        async def on_message(message: aio_pika.abc.AbstractIncomingMessage) -> None:
-            body = orjson.loads(message.body)
-            if body["customer_id"] == str(customer):
-                ours.append(body)
-                if len(ours) == len(expected):
-                    done.set()
-            await message.ack()
-
-        await queue.consume(on_message, arguments={"x-stream-offset": "first"})
-        await asyncio.wait_for(done.wait(), 15)
+        ours = await customer_bodies_from_first(queue, customer, len(expected))
     assert [b["event_id"] for b in ours] == [b["event_id"] for b in expected]
     assert publisher.broker_error is None

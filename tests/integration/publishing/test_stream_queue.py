@@ -3,16 +3,15 @@ retention, bound to the exchange with ``#``, that a consumer reads from an offse
 
 from __future__ import annotations
 
-import asyncio
 from uuid import uuid4
 
 import aio_pika
 import aiormq
-import orjson
 import pytest
 
 from tests.integration.publishing.caller import Caller
 from tests.integration.publishing.expected import expected_bodies
+from tests.integration.publishing.stream_reading import customer_bodies_from_first
 
 
 async def test_the_stream_queue_keeps_the_history(
@@ -34,19 +33,7 @@ async def test_the_stream_queue_keeps_the_history(
         queue = await channel.declare_queue(
             amqp_settings.stream_queue, durable=True,
             arguments={"x-queue-type": "stream", "x-max-age": amqp_settings.stream_max_age})
-        ours: list[dict] = []
-        done = asyncio.Event()
-
-        async def on_message(message: aio_pika.abc.AbstractIncomingMessage) -> None:
-            body = orjson.loads(message.body)
-            if body["customer_id"] == str(customer):
-                ours.append(body)
-                if len(ours) == len(expected):
-                    done.set()
-            await message.ack()
-
-        await queue.consume(on_message, arguments={"x-stream-offset": "first"})
-        await asyncio.wait_for(done.wait(), 15)
+        ours = await customer_bodies_from_first(queue, customer, len(expected))
     assert [b["event_id"] for b in ours] == [b["event_id"] for b in expected]
 
     # Declared as a stream with that retention: a different one is refused.
