@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from urllib.parse import urlsplit
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
@@ -11,6 +12,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from events.notifier import CommitNotifier
 from events.postgres_store import PostgresEventStore
 from projector.runner import Projector
+from tests.integration.publishing.proxy import TcpProxy
 from tests.support import Running
 
 
@@ -67,3 +69,14 @@ async def api(settings, projector) -> AsyncIterator[TestClient]:
         yield client
     finally:
         await client.close()
+
+
+@pytest.fixture()
+async def proxy(amqp_url: str) -> AsyncIterator[TcpProxy]:
+    """A TCP proxy to this session's RabbitMQ that the test can cut and restore."""
+    target = urlsplit(amqp_url)
+    p = await TcpProxy(target.hostname or "127.0.0.1", target.port or 5672).start()
+    try:
+        yield p
+    finally:
+        await p.close()

@@ -31,16 +31,6 @@ BACKLOG = LAG_LIMIT + 2  # events published while the broker is away
 
 
 @pytest.fixture()
-async def proxy(amqp_url: str) -> AsyncIterator[TcpProxy]:
-    target = urlsplit(amqp_url)
-    p = await TcpProxy(target.hostname or "127.0.0.1", target.port or 5672).start()
-    try:
-        yield p
-    finally:
-        await p.close()
-
-
-@pytest.fixture()
 async def publishing_settings(fresh_database_url: str, amqp_url: str,
                               proxy: TcpProxy) -> AsyncIterator[Settings]:
     target = urlsplit(amqp_url)

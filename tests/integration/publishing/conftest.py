@@ -107,17 +107,6 @@ async def open_tap(amqp_settings: Settings) -> AsyncIterator:
         await tap.close()
 
 
-@pytest.fixture()
-async def proxy(amqp_url: str) -> AsyncIterator[TcpProxy]:
-    """A TCP proxy to this session's RabbitMQ that the test can cut and restore."""
-    target = urlsplit(amqp_url)
-    p = await TcpProxy(target.hostname or "127.0.0.1", target.port or 5672).start()
-    try:
-        yield p
-    finally:
-        await p.close()
-
-
 def via_proxy(settings: Settings, proxy: TcpProxy, amqp_url: str) -> Settings:
     """``settings`` with the broker reached through ``proxy`` (same credentials)."""
     target = urlsplit(amqp_url)
