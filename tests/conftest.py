@@ -4,12 +4,14 @@ settings built once, and helpers to run the services in-process."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import ExitStack
 
 import pytest
+import structlog
 
 from tests import watchdog
 from tests.infra import (
@@ -116,3 +118,14 @@ async def db(settings) -> AsyncIterator:
         yield Database(pool)
     finally:
         await pool.close()
+
+
+@pytest.fixture()
+def info_logs():
+    """Info lines reach the capture even if an earlier test configured a higher level."""
+    saved = structlog.get_config()
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.INFO))
+    try:
+        yield
+    finally:
+        structlog.configure(**saved)

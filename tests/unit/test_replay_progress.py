@@ -4,10 +4,7 @@ terminal, log lines otherwise."""
 from __future__ import annotations
 
 import io
-import logging
 
-import pytest
-import structlog
 from structlog.testing import capture_logs
 
 from services.cli_support import Progress, format_duration
@@ -36,17 +33,6 @@ def test_a_terminal_gets_one_line_redrawn_in_place():
     assert "25,000 events/s" in last
     assert "ETA 0:20" in last
     assert "[##############..............]" in last
-
-
-@pytest.fixture()
-def info_logs():
-    """Info lines reach the capture even if an earlier test configured a higher level."""
-    saved = structlog.get_config()
-    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.INFO))
-    try:
-        yield
-    finally:
-        structlog.configure(**saved)
 
 
 def test_without_a_terminal_it_logs_every_few_seconds(info_logs):

@@ -6,10 +6,8 @@
 from __future__ import annotations
 
 import io
-import logging
 
 import pytest
-import structlog
 from structlog.testing import capture_logs
 
 from events import audit_cli
@@ -22,16 +20,6 @@ from tests.integration.audit.conftest import (
     settings_for,
     talk_events_here,
 )
-
-
-@pytest.fixture()
-def info_logs():
-    saved = structlog.get_config()
-    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.INFO))
-    try:
-        yield
-    finally:
-        structlog.configure(**saved)
 
 
 def _run_logged(url: str, capsys, *args: str) -> tuple[int, str, str, list[dict]]:
