@@ -1,5 +1,11 @@
-"""The projector's checkpoint: the ``(tx_id, position)`` of the last event applied, stored in
-the same transaction as the read-table writes it stands for."""
+"""The projector's checkpoints: per partition, the ``(tx_id, position)`` of the last event
+applied, stored in the same transaction as the read-table writes it stands for.
+
+A projection (``name``) has one row per partition, ``partition`` of ``partitions``
+(TALK_PROJECTOR_PARTITIONS; a single partition is ``0`` of ``1``). The number is fixed per
+deployment: :func:`set_checkpoints` lays the rows out anew (a rebuild's switch, or the first
+start of a projection that has applied nothing yet).
+"""
 
 from __future__ import annotations
 
@@ -8,32 +14,59 @@ import psycopg
 from events.envelope import Checkpoint
 
 
-async def load_checkpoint(conn: psycopg.AsyncConnection, name: str) -> Checkpoint:
+async def load_checkpoint(conn: psycopg.AsyncConnection, name: str,
+                          partition: int = 0) -> Checkpoint:
     cur = await conn.execute(
-        "SELECT last_tx::text::bigint AS tx, last_pos FROM projector_checkpoints WHERE name = %s",
-        (name,),
+        "SELECT last_tx::text::bigint AS tx, last_pos FROM projector_checkpoints"
+        " WHERE name = %s AND partition = %s",
+        (name, partition),
     )
     row = await cur.fetchone()
     if row is None:
-        await conn.execute(
-            "INSERT INTO projector_checkpoints (name) VALUES (%s) ON CONFLICT DO NOTHING", (name,)
-        )
+        if partition == 0:
+            await conn.execute(
+                "INSERT INTO projector_checkpoints (name) VALUES (%s) ON CONFLICT DO NOTHING",
+                (name,))
         return Checkpoint()
     return Checkpoint(row["tx"], row["last_pos"])
 
 
+async def stored_partitions(conn: psycopg.AsyncConnection, name: str) -> tuple[int, bool]:
+    """How many partitions the checkpoints of ``name`` are laid out in, and whether any of
+    them has applied an event (``(1, False)`` when there is no row yet)."""
+    cur = await conn.execute(
+        "SELECT coalesce(max(partitions), 1) AS n, coalesce(bool_or(last_pos > 0), false) AS used"
+        " FROM projector_checkpoints WHERE name = %s", (name,))
+    row = await cur.fetchone()
+    return row["n"], row["used"]
+
+
+async def set_checkpoints(conn: psycopg.AsyncConnection, name: str, cp: Checkpoint,
+                          partitions: int) -> None:
+    """Lay the checkpoints of ``name`` out in ``partitions`` rows, each at ``cp``: correct only
+    when every event up to ``cp`` and none after it is in the read tables."""
+    await conn.execute("DELETE FROM projector_checkpoints WHERE name = %s", (name,))
+    await conn.execute(
+        "INSERT INTO projector_checkpoints (name, partition, partitions, last_tx, last_pos)"
+        " SELECT %s, p, %s, %s::text::xid8, %s FROM generate_series(0, %s - 1) AS p",
+        (name, partitions, str(cp.tx_id), cp.position, partitions))
+
+
 async def lock_checkpoint(conn: psycopg.AsyncConnection, name: str) -> None:
-    """Lock the checkpoint's row until the transaction ends. The switch of ``talk projections
-    rebuild`` does this first thing, and a projector batch takes the same lock first (its
-    :func:`save_checkpoint` is its first statement): the two take their other locks (the read
-    tables, the views) only after it, so they queue instead of deadlocking, and a batch runs
-    wholly before or wholly after a switch."""
-    await conn.execute("SELECT 1 FROM projector_checkpoints WHERE name = %s FOR UPDATE", (name,))
+    """Lock the checkpoint rows of ``name`` (every partition's) until the transaction ends.
+    The switch of ``talk projections rebuild`` does this first thing, and a projector batch
+    takes the lock of its own row first (its :func:`save_checkpoint` is its first
+    statement): the two take their other locks (the read tables, the views) only after it,
+    so they queue instead of deadlocking, and a batch runs wholly before or wholly after a
+    switch."""
+    await conn.execute("SELECT 1 FROM projector_checkpoints WHERE name = %s"
+                       " ORDER BY partition FOR UPDATE", (name,))
 
 
-async def save_checkpoint(conn: psycopg.AsyncConnection, name: str, cp: Checkpoint) -> None:
+async def save_checkpoint(conn: psycopg.AsyncConnection, name: str, cp: Checkpoint,
+                          partition: int = 0) -> None:
     await conn.execute(
         "UPDATE projector_checkpoints SET last_tx = %s::text::xid8, last_pos = %s, updated_at = now()"
-        " WHERE name = %s",
-        (str(cp.tx_id), cp.position, name),
+        " WHERE name = %s AND partition = %s",
+        (str(cp.tx_id), cp.position, name, partition),
     )

@@ -6,7 +6,7 @@ runs them in pipeline mode, so none of them may read a result back.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 
 import psycopg
 from psycopg.types.json import Jsonb
@@ -171,3 +171,10 @@ async def apply_event(conn: psycopg.AsyncConnection, stored: StoredEvent) -> ev.
     await APPLIERS[stored.type](conn, stored, event)
     return event
 
+
+
+async def apply_events(conn: psycopg.AsyncConnection, events: Sequence[StoredEvent]) -> None:
+    """Apply a batch of stored events, in order, to the read tables (the live projector's
+    batch; in pipeline mode, so nothing is read back)."""
+    for stored in events:
+        await apply_event(conn, stored)

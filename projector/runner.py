@@ -21,7 +21,7 @@ from psycopg.rows import dict_row
 from events.envelope import Checkpoint, StoredEvent
 from events.postgres_store import read_all_on
 from projector.checkpoints import load_checkpoint, save_checkpoint
-from projector.read_model import apply_event
+from projector.read_model import apply_events
 from projector.wakeup import Wakeup
 from services.leader_lock import acquire_leader_lock
 from services.retry import Backoff, pause
@@ -182,8 +182,7 @@ class Projector:
             await save_checkpoint(conn, self.name, last)
             if self.before_batch is not None:
                 await self.before_batch(conn, events)
-            for stored in events:
-                await apply_event(conn, stored)
+            await apply_events(conn, events)
             if self.after_batch is not None:
                 await self.after_batch(conn, events)
             await conn.execute("SELECT pg_notify('talk_projected', %s)", (str(last),))

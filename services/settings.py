@@ -99,6 +99,10 @@ class Settings(BaseSettings):
     # Projector.
     projector_batch_size: int = Field(default=500, ge=1, le=10000)
     projector_poll_interval: float = Field(default=1.0, gt=0, description="Seconds between polls.")
+    projector_partitions: int = Field(
+        default=1, ge=1, le=1024,
+        description="Partitions of projection and publishing, by a hash of the talk id; fixed "
+                    "per deployment (changed only with `talk projections rebuild`).")
     publish_lag_limit: int = Field(
         default=10_000, ge=0,
         description="Outbox rows not yet confirmed by RabbitMQ beyond which the projector's "
