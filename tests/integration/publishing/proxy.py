@@ -1,23 +1,37 @@
-"""A TCP proxy in front of RabbitMQ that a test controls: ``cut()`` drops every connection
-through it and refuses new ones (the broker is unreachable for whoever uses it) until
-``restore()``; ``hold_replies()`` stops forwarding what the broker sends (publishes still
-reach the broker, their confirms do not come back). Only connections made through the proxy
-are affected, so tests running at the same time against the same broker are not."""
+"""A TCP proxy in front of RabbitMQ (or any TCP server) that a test controls: ``cut()`` drops
+every connection through it and refuses new ones (the broker is unreachable for whoever uses
+it) until ``restore()``; ``hold_replies()`` stops forwarding what the broker sends (publishes
+still reach the broker, their confirms do not come back). Only connections made through the
+proxy are affected, so tests running at the same time against the same broker are not.
+
+``TcpProxy.round_robin(targets)`` puts several servers behind one port, as a load balancer
+would: each new connection goes to the next target in turn (``served`` counts them)."""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 
 
 class TcpProxy:
     def __init__(self, target_host: str, target_port: int) -> None:
-        self.target = (target_host, target_port)
+        self.targets = [(target_host, target_port)]
+        self.served = [0]  # connections handed to each target, in the order of ``targets``
+        self._turns = 0
         self.accepting = True
         self.replies = asyncio.Event()  # set: broker -> client bytes flow
         self.replies.set()
         self.port = 0
         self._server: asyncio.Server | None = None
         self._links: dict[asyncio.Task, tuple[asyncio.StreamWriter, asyncio.StreamWriter]] = {}
+
+    @classmethod
+    def round_robin(cls, targets: Sequence[tuple[str, int]]) -> TcpProxy:
+        """One port in front of all ``targets``, new connections alternating between them."""
+        proxy = cls(*targets[0])
+        proxy.targets = list(targets)
+        proxy.served = [0] * len(targets)
+        return proxy
 
     async def start(self) -> TcpProxy:
         self._server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
@@ -58,8 +72,11 @@ class TcpProxy:
         if not self.accepting:
             client_w.transport.abort()
             return
+        turn = self._turns % len(self.targets)
+        self._turns += 1
+        self.served[turn] += 1
         try:
-            broker_r, broker_w = await asyncio.open_connection(*self.target)
+            broker_r, broker_w = await asyncio.open_connection(*self.targets[turn])
         except OSError:
             client_w.transport.abort()
             return
