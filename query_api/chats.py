@@ -11,7 +11,8 @@ from query_api.access import readable_chat
 from query_api.context import READ_STORE
 from query_api.pagination import PageQuery, page_envelope
 from query_api.resources import chat_resource, participant_resource
-from query_api.viewer import with_viewer
+from query_api.talk_list import seen_talks_of_agent
+from query_api.viewer import seen_resource, with_viewer
 from services.http.bodies import parse_query
 from services.http.middlewares import caller_of
 from services.http.paths import path_uuid
@@ -42,12 +43,10 @@ async def list_chats(request: web.Request) -> web.Response:
     store = request.app[READ_STORE]
     caller = caller_of(request)
     page = parse_query(request, ChatListQuery)
-    rows = await store.chats_of_agent(caller.customer_id, caller.agent_id, page.cursor,
-                                      page.page_size + 1, status=page.status,
-                                      order=page.order)
-    items = await with_viewer(store.db, caller.agent_id, rows[:page.page_size],
-                              [chat_resource(r) for r in rows[:page.page_size]])
-    items += [chat_resource(r) for r in rows[page.page_size:]]
+    rows = await seen_talks_of_agent(store.db, caller.customer_id, caller.agent_id,
+                                     page.cursor, page.page_size + 1, status=page.status,
+                                     order=page.order)
+    items = [seen_resource(r) for r in rows[:page.page_size]]
     return json_ok(page_envelope(items, rows, page.page_size, key="page_key"))
 
 
