@@ -119,7 +119,7 @@ async def execute(request: web.Request, decide: Callable[[EventStore], Awaitable
                                   resp.status, body, resp.position)
         if result is not None:
             store.appended(decision.appends, result, md)  # committed: the cache moves on
-            store.committed()
+            store.committed(decision.appends)
         _count(decision)
         return StoredResponse(fingerprint, resp.status, body, resp.position)
 

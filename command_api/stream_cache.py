@@ -261,10 +261,10 @@ class CachedEventStore(EventStore):
     async def read_all(self, after: Checkpoint, limit: int) -> list[StoredEvent]:
         return await self.store.read_all(after, limit)
 
-    def committed(self) -> None:
+    def committed(self, appends: Sequence[StreamAppend] | None = None) -> None:
         committed = getattr(self.store, "committed", None)
         if committed is not None:
-            committed()
+            committed(appends)
 
 
 class FreshReads(EventStore):

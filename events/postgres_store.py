@@ -25,6 +25,7 @@ from events.envelope import Checkpoint, Metadata, StoredEvent
 from events.errors import ConcurrencyConflict
 from events.notifier import CommitNotifier
 from events.store import AppendResult, EventStore, StreamAppend
+from projector.partitioning import partition_expression
 from services.db import Database
 
 CONFLICT_SQLSTATE = "TK001"
@@ -106,16 +107,18 @@ class PostgresEventStore(EventStore):
         self.db = db
         self.notifier = notifier
 
-    def committed(self) -> None:
+    def committed(self, appends: Sequence[StreamAppend] | None = None) -> None:
         """Tell readers that an append committed (also after ``append_on`` in a caller's
-        transaction, once that transaction has committed)."""
+        transaction, once that transaction has committed); ``appends`` says which talks it
+        wrote (the wake-up of a partitioned projector names their partitions)."""
         if self.notifier is not None:
-            self.notifier.poke()
+            self.notifier.poke(None if appends is None else {
+                new.event.chat_id for a in appends for new in a.events})
 
     async def append(self, appends: Sequence[StreamAppend], metadata: Metadata) -> AppendResult:
         async with self.db.statement("append_events") as conn:
             result = await append_on(conn, appends, metadata, self.statement)
-        self.committed()
+        self.committed(appends)
         return result
 
     async def read_stream(self, stream_id: str, after_version: int = 0) -> list[StoredEvent]:
@@ -136,6 +139,25 @@ class PostgresEventStore(EventStore):
 
 async def read_all_on(conn: psycopg.AsyncConnection, after: Checkpoint, limit: int) -> list[StoredEvent]:
     cur = await conn.execute(_READ_ALL, (str(after.tx_id), after.position, limit))
+    return [row_to_event(r) for r in await cur.fetchall()]
+
+
+def _read_partition(partitions: int) -> str:
+    """``_READ_ALL`` for one partition's talks, on the partition's index (the projector
+    creates it: projector/partitioning.py)."""
+    return (f"SELECT {_COLUMNS} FROM events"
+            f" WHERE {partition_expression(partitions)} = %s"
+            "   AND (tx_id, position) > (%s::text::xid8, %s)"
+            "   AND tx_id < pg_snapshot_xmin(pg_current_snapshot())"
+            " ORDER BY events.tx_id, events.position LIMIT %s")
+
+
+async def read_partition_on(conn: psycopg.AsyncConnection, after: Checkpoint, limit: int,
+                            partition: int, partitions: int) -> list[StoredEvent]:
+    """The next events of talks in ``partition`` (of ``partitions``) after ``after``, in the
+    global order and behind the same barrier as :func:`read_all_on`."""
+    cur = await conn.execute(_read_partition(partitions),
+                             (partition, str(after.tx_id), after.position, limit))
     return [row_to_event(r) for r in await cur.fetchall()]
 
 

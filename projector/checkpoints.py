@@ -70,3 +70,28 @@ async def save_checkpoint(conn: psycopg.AsyncConnection, name: str, cp: Checkpoi
         " WHERE name = %s AND partition = %s",
         (str(cp.tx_id), cp.position, name, partition),
     )
+
+
+class LayoutMismatch(RuntimeError):
+    """The checkpoints are laid out in another number of partitions than configured."""
+
+
+async def ensure_layout(conn: psycopg.AsyncConnection, name: str, partitions: int) -> None:
+    """Make sure the checkpoints of ``name`` are laid out in ``partitions`` rows: lay them out
+    when nothing has been applied yet (a new deployment, or a new setting before the first
+    event); otherwise a different layout raises :class:`LayoutMismatch` (the number changes
+    only with ``talk projections rebuild``). ``conn`` is in autocommit mode."""
+    found, used = await stored_partitions(conn, name)
+    if found == partitions:
+        return
+    async with conn.transaction():
+        await lock_checkpoint(conn, name)  # another process may be laying them out too
+        found, used = await stored_partitions(conn, name)
+        if found == partitions:
+            return
+        if used:
+            raise LayoutMismatch(
+                f"the projection {name!r} is laid out in {found} partition(s) but "
+                f"TALK_PROJECTOR_PARTITIONS={partitions}: stop the projectors and run "
+                "`talk projections rebuild` with the new setting")
+        await set_checkpoints(conn, name, Checkpoint(), partitions)

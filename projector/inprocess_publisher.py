@@ -5,6 +5,7 @@ same bodies as the broker path; only the exchange differs."""
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 from projector.publisher import Publisher
 from projector.wakeup import Wakeup
@@ -15,8 +16,8 @@ from services.settings import Settings
 class InProcessPublisher(Publisher):
     uses_broker = False
 
-    def __init__(self, settings: Settings, feed: InProcessFeed) -> None:
-        super().__init__(settings, connection_name="talk-inprocess-publisher")
+    def __init__(self, settings: Settings, feed: InProcessFeed, **kwargs: Any) -> None:
+        super().__init__(settings, connection_name="talk-inprocess-publisher", **kwargs)
         self.exchange = FeedExchange(feed)
 
     async def _run_locked(self, stop: asyncio.Event, wakeup: Wakeup) -> None:

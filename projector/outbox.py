@@ -193,8 +193,9 @@ def _created_with(events: Sequence[StoredEvent], decoded: Sequence[ev.Event], i:
 # text[] parameter costs more than the rest of the outbox); ``->`` on ``json`` keeps the
 # body's text as written.
 _INSERT = (
-    "INSERT INTO outbox (message_id, position, customer_id, chat_id, routing_key, body)"
-    " SELECT (r->>'m')::uuid, (r->>'p')::bigint, (r->>'cu')::uuid, (r->>'ch')::uuid,"
+    "INSERT INTO outbox (partition, message_id, position, customer_id, chat_id, routing_key,"
+    " body)"
+    " SELECT %s, (r->>'m')::uuid, (r->>'p')::bigint, (r->>'cu')::uuid, (r->>'ch')::uuid,"
     "        r->>'rk', r->'b'"
     " FROM json_array_elements(%s::json) WITH ORDINALITY AS x(r, ord)"
     " ORDER BY ord"
@@ -243,11 +244,13 @@ async def load_state(conn: psycopg.AsyncConnection, needed: Needed) -> ReadState
     return state
 
 
-async def insert_rows(conn: psycopg.AsyncConnection, rows: Sequence[OutboxRow]) -> None:
+async def insert_rows(conn: psycopg.AsyncConnection, rows: Sequence[OutboxRow],
+                      partition: int = 0) -> None:
+    """Insert ``rows`` into the outbox of ``partition``, in order."""
     if rows:
         document = [{"m": r.message_id, "p": r.position, "cu": r.customer_id, "ch": r.chat_id,
                      "rk": r.routing_key, "b": r.body} for r in rows]
-        await conn.execute(_INSERT, (orjson.dumps(document).decode(),))
+        await conn.execute(_INSERT, (partition, orjson.dumps(document).decode()))
 
 
 class Outbox:
@@ -255,7 +258,8 @@ class Outbox:
     read-table writes) loads the rows the batch touches; ``after_batch`` (after them, in
     pipeline mode: it only writes) inserts the batch's outbox rows."""
 
-    def __init__(self) -> None:
+    def __init__(self, partition: int = 0) -> None:
+        self.partition = partition  # whose outbox the rows go to (the projector's partition)
         self._pending: tuple[Sequence[StoredEvent], list[ev.Event], ReadState] | None = None
 
     async def before_batch(self, conn: psycopg.AsyncConnection, events: Sequence[StoredEvent]) -> None:
@@ -267,4 +271,4 @@ class Outbox:
             raise RuntimeError("Outbox.after_batch without before_batch for the same batch")
         _, decoded, state = self._pending
         self._pending = None
-        await insert_rows(conn, outbox_rows(events, decoded, state))
+        await insert_rows(conn, outbox_rows(events, decoded, state), self.partition)

@@ -34,7 +34,7 @@ from psycopg.rows import dict_row
 
 from projector.ordered_publish import publish_in_order
 from projector.published import CONTENT_TYPE
-from projector.wakeup import Wakeup
+from projector.wakeup import Listener, Wakeup
 from services import amqp
 from services.leader_lock import acquire_leader_lock
 from services.retry import Backoff, pause
@@ -60,13 +60,16 @@ PUBLISH_FAILURES = Counter(
 )
 PUBLISH_LAG_EVENTS = Gauge("talk_publish_lag_events",
                            "Events in the outbox not yet confirmed by the broker.")
-PUBLISHER_ACTIVE = Gauge("talk_publisher_active", "1 while this instance holds the publisher lock.")
+PUBLISHER_ACTIVE = Gauge("talk_publisher_active",
+                         "Publisher locks this process holds (1 or 0 with one partition).")
 
+# Each partition's rows (one partition: 0), on the (partition, seq) index.
 _READ = ("SELECT seq, message_id, routing_key, body::text AS body FROM outbox"
-         " ORDER BY seq LIMIT %s")
-_DELETE = "DELETE FROM outbox WHERE seq <= %s"
-# Exact unless a rolled-back projector batch left a gap in ``seq``; an index lookup each.
-_LAG = "SELECT coalesce(max(seq) - min(seq) + 1, 0) AS n FROM outbox"
+         " WHERE partition = %s ORDER BY seq LIMIT %s")
+_DELETE = "DELETE FROM outbox WHERE partition = %s AND seq <= %s"
+# Not exact: ``seq`` is shared by the partitions (and a rolled-back batch leaves a gap), so
+# this is an upper bound; two index lookups.
+_LAG = ("SELECT coalesce(max(seq) - min(seq) + 1, 0) AS n FROM outbox WHERE partition = %s")
 
 
 class Publisher:
@@ -75,8 +78,11 @@ class Publisher:
     uses_broker = True
 
     def __init__(self, settings: Settings, *, lock_key: int = PUBLISHER_LOCK,
-                 connection_name: str = "talk-publisher") -> None:
+                 connection_name: str = "talk-publisher", partition: int = 0,
+                 listener: Listener | None = None) -> None:
         self.settings = settings
+        self.partition = partition  # whose outbox rows it publishes
+        self._listener = listener  # a LISTEN connection shared with others, if given
         self.url = settings.require_database_url()
         if self.uses_broker:
             amqp.require_amqp_url(settings)
@@ -109,7 +115,7 @@ class Publisher:
     async def run(self, stop: asyncio.Event) -> None:
         backoff = Backoff(RETRY_FIRST, RETRY_CAP)
         wakeup = Wakeup(self.url, PROJECTED_CHANNEL, stop=stop,
-                        ignore_notifies=self._beside_is_active)
+                        ignore_notifies=self._beside_is_active, listener=self._listener)
         self._wakeup = wakeup
         async with wakeup:
             while not stop.is_set():
@@ -143,10 +149,12 @@ class Publisher:
                                f"broker (limit {limit}, TALK_PUBLISH_LAG_LIMIT)")
 
     def _set_active(self, active: bool) -> None:
-        PUBLISHER_ACTIVE.set(1 if active else 0)
-        if active:
+        # A count: a process holding several partitions has one instance active per partition.
+        if active and not self.active.is_set():
+            PUBLISHER_ACTIVE.inc()
             self.active.set()
-        else:
+        elif not active and self.active.is_set():
+            PUBLISHER_ACTIVE.dec()
             self.active.clear()
 
     async def _connect(self) -> psycopg.AsyncConnection:
@@ -207,7 +215,7 @@ class Publisher:
         """Publish the first rows of the outbox and delete the confirmed prefix; returns how
         many rows were read. Raises the first failure after deleting what was confirmed; on
         ``stop`` it keeps what was confirmed so far and leaves the rest to the next run."""
-        cur = await db.execute(_READ, (self.batch_size,))
+        cur = await db.execute(_READ, (self.partition, self.batch_size))
         rows = await cur.fetchall()
         if not rows:
             PUBLISH_LAG_EVENTS.set(0)
@@ -217,7 +225,7 @@ class Publisher:
             exchange, [(self._message(row), row["routing_key"]) for row in rows],
             stall_timeout=self.settings.amqp_timeout, stop=stop or asyncio.Event())
         if confirmed:
-            await db.execute(_DELETE, (rows[confirmed - 1]["seq"],))
+            await db.execute(_DELETE, (self.partition, rows[confirmed - 1]["seq"]))
             EVENTS_PUBLISHED.inc(confirmed)
             self.published += confirmed
         if failure is not None:
@@ -241,7 +249,7 @@ class Publisher:
         )
 
     async def _update_lag(self, db: psycopg.AsyncConnection) -> None:
-        cur = await db.execute(_LAG)
+        cur = await db.execute(_LAG, (self.partition,))
         self.lag = (await cur.fetchone())["n"]
         PUBLISH_LAG_EVENTS.set(self.lag)
         self._lag_due = time.monotonic() + LAG_INTERVAL

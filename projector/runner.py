@@ -1,10 +1,14 @@
-"""The projector: one active instance follows the event store and applies events to the read
-tables in batches, each batch in one transaction with its checkpoint.
+"""The projector: follows the event store and applies events to the read tables in
+batches, each batch in one transaction with its checkpoint.
 
+With one partition (TALK_PROJECTOR_PARTITIONS=1), one active instance does it all.
 Leadership is a session-level advisory lock held by the worker connection: a standby
 instance retries the lock and takes over as soon as the active one's connection is gone.
-Any database error drops the connection (and with it the lock and the open batch) and
-starts over from the stored checkpoint, so an effect is never applied twice.
+With N partitions, a :class:`Projector` follows one partition (the talks whose
+``talk_partition`` is its own), on a connection holding that partition's lock, for as long
+as its holder (projector/partition_share.py) keeps it. Any database error drops the
+connection (and with it the lock and the open batch) and starts over from the stored
+checkpoint, so an effect is never applied twice.
 """
 
 from __future__ import annotations
@@ -19,8 +23,9 @@ from prometheus_client import Counter, Gauge
 from psycopg.rows import dict_row
 
 from events.envelope import Checkpoint, StoredEvent
-from events.postgres_store import read_all_on
-from projector.checkpoints import load_checkpoint, save_checkpoint
+from events.postgres_store import read_all_on, read_partition_on
+from projector.checkpoints import ensure_layout, load_checkpoint, save_checkpoint
+from projector.partitioning import partition_expression
 from projector.read_model import apply_events
 from projector.wakeup import Wakeup
 from services.leader_lock import acquire_leader_lock
@@ -43,19 +48,43 @@ _HELD_BACK = (
     "SELECT EXISTS (SELECT 1 FROM events WHERE (tx_id, position) > (%s::text::xid8, %s)"
     " AND tx_id >= pg_snapshot_xmin(pg_current_snapshot())) AS held"
 )
+
+
+def _held_back_in_partition(partitions: int) -> str:
+    return ("SELECT EXISTS (SELECT 1 FROM events"
+            f" WHERE {partition_expression(partitions)} = %s"
+            " AND (tx_id, position) > (%s::text::xid8, %s)"
+            " AND tx_id >= pg_snapshot_xmin(pg_current_snapshot())) AS held")
+
+
+def _pending_in_partition(partitions: int) -> str:
+    return ("SELECT count(*) AS n, extract(epoch FROM now() - min(recorded_at)) AS age FROM ("
+            f" SELECT recorded_at FROM events WHERE {partition_expression(partitions)} = %s"
+            " AND (tx_id, position) > (%s::text::xid8, %s) LIMIT 100000) pending")
+
+
 RETRY_FIRST, RETRY_CAP = 0.2, 5.0  # seconds before reconnecting after a lost connection
 FAILED_BATCH_RETRY_CAP = 30.0  # a batch that cannot be applied is retried less often
 
 EVENTS_PROJECTED = Counter("talk_events_projected_total", "Events applied to the read tables.")
 PROJECTOR_FAILURES = Counter(
     "talk_projector_failures_total", "Batches that failed other than by a lost connection.")
-PROJECTOR_ACTIVE = Gauge("talk_projector_active", "1 while this instance holds the projector lock.")
+PROJECTOR_ACTIVE = Gauge("talk_projector_active",
+                         "Projector locks this process holds (1 or 0 with one partition).")
 STORE_READS = Counter("talk_projector_reads_total",
                       "Reads of the store by the active projector.", ["outcome"])
 PROJECTION_LAG_EVENTS = Gauge("talk_projection_lag_events", "Events stored but not yet projected.")
 PROJECTION_LAG_SECONDS = Gauge(
     "talk_projection_lag_seconds", "Age of the oldest event not yet projected (0 when caught up)."
 )
+PARTITION_LAG_EVENTS = Gauge(
+    "talk_projection_partition_lag_events",
+    "Events of a partition stored but not yet projected (partitions this process holds).",
+    ["partition"])
+PARTITION_LAG_SECONDS = Gauge(
+    "talk_projection_partition_lag_seconds",
+    "Age of a partition's oldest event not yet projected (partitions this process holds).",
+    ["partition"])
 
 BatchHook = Callable[[psycopg.AsyncConnection, Sequence[StoredEvent]], Awaitable[None]]
 
@@ -67,8 +96,11 @@ class Projector:
 
     def __init__(self, settings: Settings, *, name: str = "read_model",
                  lock_key: int = PROJECTOR_LOCK, before_batch: BatchHook | None = None,
-                 after_batch: BatchHook | None = None) -> None:
+                 after_batch: BatchHook | None = None, partition: int = 0,
+                 partitions: int | None = None) -> None:
         self.settings = settings
+        self.partition = partition
+        self.partitions = settings.projector_partitions if partitions is None else partitions
         self.url = settings.require_database_url()
         self.name = name
         self.lock_key = lock_key
@@ -82,6 +114,7 @@ class Projector:
         self.reads = 0  # how many times the store was read (tests await progress on it)
         self.held_back = False  # the last read left committed events behind an open transaction
         self.last_error: str | None = None  # cleared by the next committed batch
+        self.lag: tuple[int, float] = (0, 0.0)  # events and seconds, as last measured
 
     async def run(self, stop: asyncio.Event) -> None:
         backoff = Backoff(RETRY_FIRST, RETRY_CAP)
@@ -114,10 +147,12 @@ class Projector:
             raise RuntimeError(f"projector failing: {self.last_error}")
 
     def _set_active(self, active: bool) -> None:
-        PROJECTOR_ACTIVE.set(1 if active else 0)
-        if active:
+        # A count: a process holding several partitions has one instance active per partition.
+        if active and not self.active.is_set():
+            PROJECTOR_ACTIVE.inc()
             self.active.set()
-        else:
+        elif not active and self.active.is_set():
+            PROJECTOR_ACTIVE.dec()
             self.active.clear()
 
     async def _run_connected(self, stop: asyncio.Event, wakeup: Wakeup) -> None:
@@ -129,39 +164,51 @@ class Projector:
                     conn, self.lock_key, stop, poll_interval=self.settings.projector_poll_interval,
                     log=log, event="projector.standby", name=self.name):
                 return
+            await ensure_layout(conn, self.name, self.partitions)
             self._set_active(True)
             log.info("projector.active", name=self.name)
-            self.checkpoint = await load_checkpoint(conn, self.name)
-            batch_size = self.settings.projector_batch_size
-            lag_due = 0.0
-            held_back_wait = HELD_BACK_FIRST
-            while not stop.is_set():
-                n = await self.project_batch(conn, batch_size)
-                if n < batch_size and not self.held_back:
-                    # Caught up: the read saw every event stored, so nothing is waiting (no
-                    # query needed; a small batch must not pay for measuring a backlog).
-                    PROJECTION_LAG_EVENTS.set(0)
-                    PROJECTION_LAG_SECONDS.set(0.0)
-                    held_back_wait = HELD_BACK_FIRST
-                    await wakeup.wait(self.settings.projector_poll_interval)
-                    continue
-                if time.monotonic() >= lag_due:
-                    # A backlog, or events held back: measured every LAG_INTERVAL (bounded,
-                    # not free).
-                    await self._update_lag(conn)
-                    lag_due = time.monotonic() + LAG_INTERVAL
-                if n < batch_size:  # held back: read again soon (or when woken)
-                    await wakeup.wait(held_back_wait)
-                    held_back_wait = min(2 * held_back_wait, HELD_BACK_CAP)
-                else:
-                    held_back_wait = HELD_BACK_FIRST
+            await self.project(conn, stop, wakeup)
+
+    async def project(self, conn: psycopg.AsyncConnection, stop: asyncio.Event,
+                      wakeup: Wakeup, release: Callable[[], bool] | None = None) -> None:
+        """Apply batches on ``conn`` (which holds the lock) until ``stop`` is set (or, for a
+        partition, until ``release()`` says to give it up)."""
+        self.checkpoint = await load_checkpoint(conn, self.name, self.partition)
+        batch_size = self.settings.projector_batch_size
+        lag_due = 0.0
+        held_back_wait = HELD_BACK_FIRST
+        while not stop.is_set() and not (release is not None and release()):
+            n = await self.project_batch(conn, batch_size)
+            if n < batch_size and not self.held_back:
+                # Caught up: the read saw every event stored, so nothing is waiting (no
+                # query needed; a small batch must not pay for measuring a backlog).
+                self._set_lag(0, 0.0)
+                held_back_wait = HELD_BACK_FIRST
+                await wakeup.wait(self.settings.projector_poll_interval)
+                continue
+            if time.monotonic() >= lag_due:
+                # A backlog, or events held back: measured every LAG_INTERVAL (bounded,
+                # not free).
+                await self._update_lag(conn)
+                lag_due = time.monotonic() + LAG_INTERVAL
+            if n < batch_size:  # held back: read again soon (or when woken)
+                await wakeup.wait(held_back_wait)
+                held_back_wait = min(2 * held_back_wait, HELD_BACK_CAP)
+            else:
+                held_back_wait = HELD_BACK_FIRST
 
     async def project_batch(self, conn: psycopg.AsyncConnection, limit: int) -> int:
         """Read and apply one batch in one transaction; returns how many events it held."""
+        cp = (str(self.checkpoint.tx_id), self.checkpoint.position)
         async with conn.pipeline():  # the read and the held-back check: one round trip
-            held = await conn.execute(
-                _HELD_BACK, (str(self.checkpoint.tx_id), self.checkpoint.position))
-            events = await read_all_on(conn, self.checkpoint, limit)
+            if self.partitions == 1:
+                held = await conn.execute(_HELD_BACK, cp)
+                events = await read_all_on(conn, self.checkpoint, limit)
+            else:
+                held = await conn.execute(_held_back_in_partition(self.partitions),
+                                          (self.partition, *cp))
+                events = await read_partition_on(conn, self.checkpoint, limit, self.partition,
+                                                 self.partitions)
             self.held_back = bool((await held.fetchone())["held"])
         self.reads += 1
         # held_back: committed events wait behind an older transaction still open
@@ -179,7 +226,7 @@ class Projector:
         async with conn.pipeline():
             await conn.execute("BEGIN")
             # First, the checkpoint's row: its UPDATE locks it (see projector/checkpoints.py).
-            await save_checkpoint(conn, self.name, last)
+            await save_checkpoint(conn, self.name, last, self.partition)
             if self.before_batch is not None:
                 await self.before_batch(conn, events)
             await apply_events(conn, events)
@@ -197,12 +244,26 @@ class Projector:
         return len(events)
 
     async def _update_lag(self, conn: psycopg.AsyncConnection) -> None:
-        cur = await conn.execute(
-            "SELECT count(*) AS n, extract(epoch FROM now() - min(recorded_at)) AS age FROM ("
-            " SELECT recorded_at FROM events WHERE (tx_id, position) > (%s::text::xid8, %s)"
-            " LIMIT 100000) pending",
-            (str(self.checkpoint.tx_id), self.checkpoint.position),
-        )
+        cp = (str(self.checkpoint.tx_id), self.checkpoint.position)
+        if self.partitions == 1:
+            cur = await conn.execute(
+                "SELECT count(*) AS n, extract(epoch FROM now() - min(recorded_at)) AS age FROM ("
+                " SELECT recorded_at FROM events WHERE (tx_id, position) > (%s::text::xid8, %s)"
+                " LIMIT 100000) pending", cp)
+        else:
+            cur = await conn.execute(_pending_in_partition(self.partitions),
+                                     (self.partition, *cp))
         row = await cur.fetchone()
-        PROJECTION_LAG_EVENTS.set(row["n"])
-        PROJECTION_LAG_SECONDS.set(float(row["age"] or 0.0))
+        self._set_lag(row["n"], float(row["age"] or 0.0))
+
+    def _set_lag(self, events: int, seconds: float) -> None:
+        """The lag gauges: the process's own with one partition; per partition with N (the
+        process's overall figures are then the worst of its partitions, see
+        projector/partition_share.py)."""
+        self.lag = (events, seconds)
+        if self.partitions == 1:
+            PROJECTION_LAG_EVENTS.set(events)
+            PROJECTION_LAG_SECONDS.set(seconds)
+        else:
+            PARTITION_LAG_EVENTS.labels(str(self.partition)).set(events)
+            PARTITION_LAG_SECONDS.labels(str(self.partition)).set(seconds)

@@ -10,8 +10,15 @@ from aiohttp import web
 
 from projector.inprocess_publisher import InProcessPublisher
 from projector.outbox import Outbox
+from projector.partition_share import (
+    PartitionedProjection,
+    PartitionShare,
+    PublisherFactory,
+    publisher_lock_key,
+)
 from projector.publisher import Publisher
 from projector.runner import Projector
+from projector.wakeup import Listener
 from services.db import Database, make_pool
 from services.event_loop import run_main
 from services.gateway.inprocess_feed import InProcessFeed
@@ -63,9 +70,12 @@ class Projection:
 
 
 def start_projection(settings: Settings, stop: asyncio.Event,
-                     feed: InProcessFeed | None = None) -> Projection:
+                     feed: InProcessFeed | None = None) -> Projection | PartitionedProjection:
     """The projector, and its publisher: to RabbitMQ with ``amqp_url``, else into ``feed``
-    (``talk up``'s in-process delivery) when one is given."""
+    (``talk up``'s in-process delivery) when one is given. With N partitions, this process's
+    share of them (projector/partition_share.py)."""
+    if settings.projector_partitions > 1:
+        return _start_partitioned(settings, stop, feed)
     publisher: Publisher | None = None
     if settings.amqp_url:
         publisher = Publisher(settings)
@@ -79,7 +89,26 @@ def start_projection(settings: Settings, stop: asyncio.Event,
     return Projection(projector, tasks, publisher, settings.publish_lag_limit)
 
 
-def health_app(settings: Settings, db: Database, projection: Projection) -> web.Application:
+def _start_partitioned(settings: Settings, stop: asyncio.Event,
+                       feed: InProcessFeed | None) -> PartitionedProjection:
+    n = settings.projector_partitions
+    factory: PublisherFactory | None = None
+    if settings.amqp_url:
+        def factory(p: int, listener: Listener) -> Publisher:
+            return Publisher(settings, partition=p, lock_key=publisher_lock_key(n, p),
+                             connection_name=f"talk-publisher-{p}", listener=listener)
+    elif feed is not None:
+        def factory(p: int, listener: Listener) -> Publisher:
+            return InProcessPublisher(settings, feed, partition=p,
+                                      lock_key=publisher_lock_key(n, p), listener=listener)
+    share = PartitionShare(settings, factory)
+    tasks = [asyncio.create_task(share.run(stop), name="projector")]
+    return PartitionedProjection(share, tasks, settings.publish_lag_limit,
+                                 uses_broker=bool(settings.amqp_url))
+
+
+def health_app(settings: Settings, db: Database,
+               projection: Projection | PartitionedProjection) -> web.Application:
     app = create_base_app(settings, "projector", authenticate=False)
     app[READINESS_CHECKS]["postgres"] = db.ping
     app[READINESS_CHECKS]["schema"] = schema_check(db)

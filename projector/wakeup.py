@@ -6,6 +6,11 @@ listener) costs at most one poll interval. A wake-up from within the process cos
 trip through Postgres: the projector pokes the publisher beside it when it commits a batch,
 and that publisher ignores the same batch's NOTIFY (``ignore_notifies``) while the projector
 beside it is the active one (every batch is then committed in this process).
+
+One :class:`Listener` (one LISTEN connection) can wake many :class:`Wakeup` s: the partitions
+of a partitioned projector share one per process. A wake-up for ``partition`` p ignores a
+notification whose payload names other partitions only (events/notifier.py); an empty
+payload wakes every one.
 """
 
 from __future__ import annotations
@@ -24,26 +29,81 @@ log = structlog.get_logger("talk.projector")
 CHANNEL = "talk_events"
 
 
-class Wakeup:
-    def __init__(self, database_url: str, channel: str = CHANNEL, *,
-                 stop: asyncio.Event | None = None,
-                 ignore_notifies: Callable[[], bool] | None = None) -> None:
+class Listener:
+    """One LISTEN connection on ``channel``; each notification is handed to every subscribed
+    wake-up (and all of them are woken after a (re)connect: some may have been missed)."""
+
+    def __init__(self, database_url: str, channel: str = CHANNEL) -> None:
         self._url = database_url
         self._channel = channel
+        self._subscribers: set[Wakeup] = set()
+        self._task: asyncio.Task | None = None
+
+    async def __aenter__(self) -> Listener:
+        self._task = asyncio.create_task(self._listen(), name=f"listen-{self._channel}")
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await cancel_and_wait(self._task)
+
+    def subscribe(self, wakeup: Wakeup) -> None:
+        self._subscribers.add(wakeup)
+
+    def unsubscribe(self, wakeup: Wakeup) -> None:
+        self._subscribers.discard(wakeup)
+
+    async def _listen(self) -> None:
+        backoff = Backoff(0.2, 5.0)
+        while True:
+            try:
+                async with await psycopg.AsyncConnection.connect(self._url, autocommit=True) as conn:
+                    await conn.execute(f"LISTEN {self._channel}")
+                    backoff.reset()
+                    for wakeup in list(self._subscribers):  # some may have been missed
+                        wakeup.poke()
+                    async for notify in conn.notifies():
+                        for wakeup in list(self._subscribers):
+                            wakeup.notified(notify.payload)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                delay = backoff.next()
+                log.warning("projector.listen_failed", error=str(exc), retry_in=delay)
+                await pause(delay)
+
+
+class Wakeup:
+    """``database_url`` and ``channel``: listen on a connection of its own; or ``listener``:
+    be woken by a shared one."""
+
+    def __init__(self, database_url: str | None = None, channel: str = CHANNEL, *,
+                 stop: asyncio.Event | None = None,
+                 ignore_notifies: Callable[[], bool] | None = None,
+                 listener: Listener | None = None, partition: int | None = None) -> None:
+        if listener is None and database_url is None:
+            raise ValueError("a Wakeup needs a database_url or a listener")
+        self._own = listener is None
+        self._listener = listener or Listener(database_url or "", channel)
         self._stop = stop
         self._ignore = ignore_notifies
+        self._partition = None if partition is None else str(partition)
         self.event = asyncio.Event()
         self._tasks: list[asyncio.Task] = []
 
     async def __aenter__(self) -> Wakeup:
-        self._tasks = [asyncio.create_task(self._listen(), name="projector-listen")]
+        if self._own:
+            await self._listener.__aenter__()
+        self._listener.subscribe(self)
         if self._stop is not None:
             self._tasks.append(asyncio.create_task(self._poke_on(self._stop)))
         return self
 
     async def __aexit__(self, *exc: object) -> None:
+        self._listener.unsubscribe(self)
         for task in self._tasks:
             await cancel_and_wait(task)
+        if self._own:
+            await self._listener.__aexit__(*exc)
 
     async def _poke_on(self, event: asyncio.Event) -> None:
         await event.wait()
@@ -53,23 +113,12 @@ class Wakeup:
         """Wake the reader now (from within the process)."""
         self.event.set()
 
-    async def _listen(self) -> None:
-        backoff = Backoff(0.2, 5.0)
-        while True:
-            try:
-                async with await psycopg.AsyncConnection.connect(self._url, autocommit=True) as conn:
-                    await conn.execute(f"LISTEN {self._channel}")
-                    backoff.reset()
-                    self.event.set()  # we may have missed some while (re)connecting
-                    async for _ in conn.notifies():
-                        if self._ignore is None or not self._ignore():
-                            self.event.set()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                delay = backoff.next()
-                log.warning("projector.listen_failed", error=str(exc), retry_in=delay)
-                await pause(delay)
+    def notified(self, payload: str) -> None:
+        """A notification arrived with ``payload`` (partitions, or '' for all)."""
+        if self._partition is not None and payload and self._partition not in payload.split(","):
+            return
+        if self._ignore is None or not self._ignore():
+            self.event.set()
 
     async def wait(self, timeout: float) -> None:
         """Until woken (a stop given to the constructor wakes it too) or ``timeout`` passes."""

@@ -33,7 +33,8 @@ SELECT t.id AS chat_id,
   LEFT JOIN rm_chats c ON c.id = t.id
   LEFT JOIN LATERAL (SELECT e.tx_id, e.position FROM events e
                       WHERE e.stream_id = t.stream ORDER BY e.version DESC LIMIT 1) h ON true
-  LEFT JOIN projector_checkpoints cp ON cp.name = 'read_model'
+  LEFT JOIN projector_checkpoints cp
+         ON cp.name = 'read_model' AND cp.partition = talk_partition(t.id::text, cp.partitions)
 """
 
 # The same, against heads read on the primary (``_HEADS``) rather than the store's own.
@@ -47,7 +48,8 @@ SELECT t.id AS chat_id,
   FROM unnest(%(ids)s::uuid[], %(head_tx)s::text[]::xid8[], %(head_pos)s::bigint[])
        AS t(id, head_tx, head_pos)
   LEFT JOIN rm_chats c ON c.id = t.id
-  LEFT JOIN projector_checkpoints cp ON cp.name = 'read_model'
+  LEFT JOIN projector_checkpoints cp
+         ON cp.name = 'read_model' AND cp.partition = talk_partition(t.id::text, cp.partitions)
 """
 
 _HEADS = """

@@ -6,6 +6,7 @@ from typing import Any
 from uuid import UUID
 
 from events.envelope import Checkpoint
+from projector.partitioning import partition_expression
 from query_api.pagination import Cursor
 from services.db import Database
 
@@ -22,9 +23,31 @@ _MEMBERSHIP = (  # params: agent_id, chat_id, customer_id
 _CHAT_AND_MEMBERSHIP = _MEMBERSHIP.replace("SELECT EXISTS", "SELECT c.*, EXISTS", 1)
 
 
+_REACHED = ("SELECT (last_tx, last_pos) >= (%(tx)s::text::xid8, %(pos)s) AS reached"
+            " FROM projector_checkpoints WHERE name = 'read_model' AND partition = 0"
+            " AND partitions = %(n)s")
+
+
+def _reached_in_partitions(partitions: int) -> str:
+    return (
+        "SELECT count(*) = %(n)s AND coalesce(bool_and("
+        "   (cp.last_tx, cp.last_pos) >= (%(tx)s::text::xid8, %(pos)s)"
+        "   OR NOT EXISTS (SELECT 1 FROM events e"
+        f"                  WHERE {partition_expression(partitions, 'e')} = cp.partition"
+        "                    AND (e.tx_id, e.position) > (cp.last_tx, cp.last_pos)"
+        "                    AND (e.tx_id, e.position) <= (%(tx)s::text::xid8, %(pos)s))),"
+        "   false) AS reached"
+        " FROM projector_checkpoints cp WHERE cp.name = 'read_model' AND cp.partitions = %(n)s")
+
+
 class ReadStore:
-    def __init__(self, db: Database) -> None:
+    """``partitions``: TALK_PROJECTOR_PARTITIONS, how the projection's checkpoints are laid
+    out (a layout other than the setting's is never "reached": the projectors refuse it)."""
+
+    def __init__(self, db: Database, partitions: int = 1) -> None:
         self.db = db
+        self.partitions = partitions
+        self._reached_sql = _REACHED if partitions == 1 else _reached_in_partitions(partitions)
 
     async def chat(self, customer_id: UUID, chat_id: UUID) -> Row | None:
         async with self.db.statement("get_chat") as conn:
@@ -114,13 +137,12 @@ class ReadStore:
 
     async def projection_reached(self, target: Checkpoint) -> bool:
         """Whether the read tables include every event up to ``target`` in the global order
-        (the projection applies events in that order, so its checkpoint says it)."""
+        (each partition applies its events in that order, so its checkpoint says it: a
+        partition is there when its checkpoint is, or when none of its events lies between
+        the two — an index lookup on the partition's index)."""
         async with self.db.statement("projection_reached") as conn:
-            cur = await conn.execute(
-                "SELECT (last_tx, last_pos) >= (%s::text::xid8, %s) AS reached"
-                " FROM projector_checkpoints WHERE name = 'read_model'",
-                (str(target.tx_id), target.position),
-            )
+            cur = await conn.execute(self._reached_sql, {
+                "tx": str(target.tx_id), "pos": target.position, "n": self.partitions})
             row = await cur.fetchone()
             return bool(row and row["reached"])
 
