@@ -60,6 +60,8 @@ RETRY_FIRST, RETRY_CAP = 0.2, 5.0
 
 PARTITIONS_OWNED = Gauge("talk_projector_partitions_owned",
                          "Projection partitions this process holds.")
+PARTITIONS_CONFIGURED = Gauge("talk_projector_partitions",
+                              "TALK_PROJECTOR_PARTITIONS: the partitions of the projection.")
 
 
 def partition_lock_key(partitions: int, partition: int) -> int:

@@ -11,6 +11,7 @@ from aiohttp import web
 from projector.inprocess_publisher import InProcessPublisher
 from projector.outbox import Outbox
 from projector.partition_share import (
+    PARTITIONS_CONFIGURED,
     PartitionedProjection,
     PartitionShare,
     PublisherFactory,
@@ -74,6 +75,7 @@ def start_projection(settings: Settings, stop: asyncio.Event,
     """The projector, and its publisher: to RabbitMQ with ``amqp_url``, else into ``feed``
     (``talk up``'s in-process delivery) when one is given. With N partitions, this process's
     share of them (projector/partition_share.py)."""
+    PARTITIONS_CONFIGURED.set(settings.projector_partitions)
     if settings.projector_partitions > 1:
         return _start_partitioned(settings, stop, feed)
     publisher: Publisher | None = None
