@@ -12,7 +12,7 @@ from query_api.context import READ_STORE
 from query_api.pagination import PageQuery, page_envelope
 from query_api.resources import chat_resource, participant_resource
 from query_api.talk_list import seen_talks_of_agent
-from query_api.viewer import seen_resource, with_viewer
+from query_api.viewer import with_viewer
 from services.http.bodies import parse_query
 from services.http.middlewares import caller_of
 from services.http.paths import path_uuid
@@ -43,11 +43,11 @@ async def list_chats(request: web.Request) -> web.Response:
     store = request.app[READ_STORE]
     caller = caller_of(request)
     page = parse_query(request, ChatListQuery)
-    rows = await seen_talks_of_agent(store.db, caller.customer_id, caller.agent_id,
-                                     page.cursor, page.page_size + 1, status=page.status,
-                                     order=page.order)
-    items = [seen_resource(r) for r in rows[:page.page_size]]
-    return json_ok(page_envelope(items, rows, page.page_size, key="page_key"))
+    talks = await seen_talks_of_agent(store.db, caller.customer_id, caller.agent_id,
+                                      page.cursor, page.page_size + 1, status=page.status,
+                                      order=page.order)
+    return json_ok(page_envelope(talks.resources(page.page_size), talks.keys(),
+                                 page.page_size, key="page_key"))
 
 
 async def list_participants(request: web.Request) -> web.Response:

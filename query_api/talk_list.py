@@ -3,7 +3,10 @@ keyset page of its talks (newest first by ``tm_create``, or by activity), then, 
 page's rows only, the viewer's fields (query_api/viewer.py) and the newest message.
 
 The page is a subquery with its ``LIMIT``, so the counts and the newest message are read for
-the rows of the page and never for the agent's other talks.
+the rows of the page and never for the agent's other talks. Each row is the talk's key
+(``id``, ``page_key``: what the next page token names) and then the values of its resource,
+as the API writes them, in the resource's order (``talk_columns`` is ``chat_resource`` in
+SQL; the two must say the same).
 """
 
 from __future__ import annotations
@@ -11,20 +14,58 @@ from __future__ import annotations
 from typing import Any
 from uuid import UUID
 
+from psycopg.rows import tuple_row
+
 from query_api.pagination import Cursor
-from query_api.viewer import LAST_MESSAGE_JOIN, viewer_columns
+from query_api.viewer import VIEWER_WIDTH, api_ts, viewer_columns, viewer_fields
 from services.db import Database
 
-Row = dict[str, Any]
 ACTIVITY = "coalesce(c.tm_last_message, c.tm_create)"  # the key of rm_chats_by_activity
+
+# chat_resource's fields, in its order.
+TALK_FIELDS = ("id", "customer_id", "type", "name", "detail", "member_count", "status",
+               "tm_create", "tm_update", "tm_delete")
+
+
+def talk_columns(c: str) -> list[str]:
+    """SQL: the values of ``chat_resource`` of the ``rm_chats`` row ``c``, in the order of
+    :data:`TALK_FIELDS`."""
+    return [f"{c}.id::text", f"{c}.customer_id::text", f"{c}.type", f"{c}.name", f"{c}.detail",
+            f"{c}.member_count", f"coalesce(nullif({c}.status, ''), 'active')",
+            api_ts(f"{c}.tm_create"), api_ts(f"{c}.tm_update"), api_ts(f"{c}.tm_delete")]
+
+
+_KEY = 2  # id, page_key
+_VIEWER = _KEY + len(TALK_FIELDS)
+_TM_LAST_MESSAGE = _VIEWER + VIEWER_WIDTH
+
+
+class TalkPage:
+    """The rows of one page (``LIMIT page_size + 1``, as pagination.page_envelope wants)."""
+
+    def __init__(self, rows: list[tuple[Any, ...]]) -> None:
+        self.rows = rows
+
+    def keys(self) -> list[dict[str, Any]]:
+        """Each row's ``id`` and ``page_key`` (for pagination.page_envelope)."""
+        return [{"id": row[0], "page_key": row[1]} for row in self.rows]
+
+    def resources(self, limit: int) -> list[dict[str, Any]]:
+        """The Talk resources, with the viewer's fields, of the first ``limit`` rows."""
+        out = []
+        for row in self.rows[:limit]:
+            resource = dict(zip(TALK_FIELDS, row[_KEY:_VIEWER], strict=True))
+            resource.update(viewer_fields(row[_VIEWER:_TM_LAST_MESSAGE]))
+            resource["tm_last_message"] = row[_TM_LAST_MESSAGE]
+            out.append(resource)
+        return out
 
 
 async def seen_talks_of_agent(db: Database, customer_id: UUID, agent_id: UUID,
                               cursor: Cursor | None, limit: int, *, status: str | None = None,
-                              order: str = "created") -> list[Row]:
-    """The agent's talks, newest first by ``tm_create`` or, for ``order="activity"``, by
-    ``coalesce(tm_last_message, tm_create)``; each row carries its key as ``page_key`` and
-    the columns of :func:`query_api.viewer.viewer_columns`."""
+                              order: str = "created") -> TalkPage:
+    """Up to ``limit`` of the agent's talks, newest first by ``tm_create`` or, for
+    ``order="activity"``, by ``coalesce(tm_last_message, tm_create)`` (the ``page_key``)."""
     key = ACTIVITY if order == "activity" else "c.tm_create"
     page = (
         f"SELECT c.*, {key} AS page_key, p.read_n, p.owner_id"
@@ -41,9 +82,13 @@ async def seen_talks_of_agent(db: Database, customer_id: UUID, agent_id: UUID,
         params += [cursor.tm_create, cursor.id]
     page += f" ORDER BY {key} DESC, c.id DESC LIMIT %s"
     params.append(limit)
-    sql = (f"SELECT page.*, {viewer_columns('page', 'page')}"
-           f" FROM ({page}) page {LAST_MESSAGE_JOIN.format(chat='page')}"
+    columns = ", ".join(["page.id", "page.page_key", *talk_columns("page"),
+                         viewer_columns("page", "page", "lm"),
+                         api_ts("page.tm_last_message")])
+    sql = (f"SELECT {columns} FROM ({page}) page"
+           " LEFT JOIN rm_messages lm ON lm.id = page.last_message_id"
            " ORDER BY page.page_key DESC, page.id DESC")
     async with db.statement("list_chats") as conn:
-        cur = await conn.execute(sql, params)
-        return await cur.fetchall()
+        cur = conn.cursor(row_factory=tuple_row)
+        await cur.execute(sql, params)
+        return TalkPage(await cur.fetchall())

@@ -7,75 +7,83 @@ moves it), so they never count. Mentions are counted among the live messages aft
 that name the agent. Both subqueries walk partial indexes over the deleted and the mentioning
 messages after the marker only: what a talk costs here does not grow with its size.
 
-The fields are columns of the statement that reads the talks (:func:`viewer_columns` and
-:data:`LAST_MESSAGE_JOIN`), so a page of talks is one round trip (query_api/talk_list.py);
-:func:`seen_resource` makes the resource of such a row.
+The fields are columns of the statement that reads the talks (:func:`viewer_columns`), so a
+page of talks is one round trip (query_api/talk_list.py). The columns come as the API writes
+them (ids as text, timestamps in the API's format: :func:`api_ts`) in the order of the
+resource's fields, so a resource is a ``zip`` of names and values: Python makes no UUID or
+datetime only to print it again (most of a page's CPU before). ``message_columns`` is
+``message_resource`` (query_api/resources.py) in SQL; the two must say the same.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 from uuid import UUID
 
-from query_api.resources import chat_resource, message_resource
+from psycopg.rows import tuple_row
+
 from services.db import Database
 from services.timefmt import format_ts
 
-# The columns of the talk's newest message (``lm``) that message_resource reads, each
-# selected as "last_message.<column>".
-LAST_MESSAGE_COLUMNS = ("id", "customer_id", "owner_type", "owner_id", "chat_id", "parent_id",
-                        "type", "text", "medias", "reactions", "mentions", "reply_count",
-                        "tm_last_reply", "tm_create", "tm_update", "tm_delete")
-_LAST_KEYS = tuple((f"last_message.{col}", col) for col in LAST_MESSAGE_COLUMNS)
-LAST_MESSAGE_JOIN = "LEFT JOIN rm_messages lm ON lm.id = {chat}.last_message_id"
+# message_resource's fields, in its order.
+MESSAGE_FIELDS = ("id", "customer_id", "owner_type", "owner_id", "chat_id", "parent_id", "type",
+                  "text", "medias", "metadata", "mentions", "reply_count", "tm_last_reply",
+                  "tm_create", "tm_update", "tm_delete")
 
 
-def viewer_columns(chat: str, participant: str) -> str:
-    """The select list of the viewer's fields, over the relations named ``chat`` (its ``id``,
-    ``normal_count``) and ``participant`` (the agent's row: ``read_n``, ``owner_id``;
-    NULLs when it has none), and ``lm`` joined by :data:`LAST_MESSAGE_JOIN`."""
+def api_ts(expr: str) -> str:
+    """SQL: the timestamptz ``expr`` as services.timefmt.format_ts writes it (UTC
+    ``YYYY-MM-DD HH:MM:SS.ffffff``; ``""`` when unset)."""
+    return f"coalesce(to_char({expr} AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US'), '')"
+
+
+def message_columns(m: str) -> list[str]:
+    """SQL: the values of ``message_resource`` of the ``rm_messages`` row ``m``, in the order
+    of :data:`MESSAGE_FIELDS` (the first is NULL when there is no such row)."""
+    return [f"{m}.id::text", f"{m}.customer_id::text", f"{m}.owner_type", f"{m}.owner_id::text",
+            f"{m}.chat_id::text", f"coalesce({m}.parent_id::text, '')", f"{m}.type",
+            f"{m}.text", f"{m}.medias", f"jsonb_build_object('reactions', {m}.reactions)",
+            f"coalesce({m}.mentions, '[]'::jsonb)", f"coalesce({m}.reply_count, 0)",
+            api_ts(f"{m}.tm_last_reply"), api_ts(f"{m}.tm_create"), api_ts(f"{m}.tm_update"),
+            api_ts(f"{m}.tm_delete")]
+
+
+def viewer_columns(chat: str, participant: str, last: str) -> str:
+    """SQL: the select list of the viewer's fields (:func:`viewer_fields` reads them), over
+    the relations named ``chat`` (its ``id``, ``normal_count``), ``participant`` (the agent's
+    row: ``read_n``, ``owner_id``; NULLs when it has none: no counts) and ``last`` (the
+    newest message, joined ``LEFT``)."""
     c, p = chat, participant
-    last = ", ".join(f'lm.{col} AS "last_message.{col}"' for col in LAST_MESSAGE_COLUMNS)
-    return f"""
-       {c}.normal_count - {p}.read_n - (
-           SELECT count(*) FROM rm_messages d
-            WHERE d.chat_id = {c}.id AND d.tm_delete IS NOT NULL AND d.type = 'normal'
-              AND d.n > {p}.read_n) AS unread_count,
-       (SELECT count(*) FROM rm_messages m
-         WHERE m.chat_id = {c}.id AND m.mentions <> '[]'::jsonb AND m.tm_delete IS NULL
-           AND m.n > {p}.read_n AND m.mentions @> jsonb_build_array({p}.owner_id::text)
-       ) AS mention_count,
-       {last}"""
+    return ", ".join([
+        f"""greatest(0, {c}.normal_count - {p}.read_n - (
+             SELECT count(*) FROM rm_messages d
+              WHERE d.chat_id = {c}.id AND d.tm_delete IS NOT NULL AND d.type = 'normal'
+                AND d.n > {p}.read_n))""",
+        f"""(SELECT count(*) FROM rm_messages m
+              WHERE m.chat_id = {c}.id AND m.mentions <> '[]'::jsonb AND m.tm_delete IS NULL
+                AND m.n > {p}.read_n AND m.mentions @> jsonb_build_array({p}.owner_id::text))""",
+        *message_columns(last)])
 
 
-def viewer_fields(row: dict[str, Any]) -> dict[str, Any]:
-    """The agent's fields of a row read with :func:`viewer_columns`."""
-    unread = row["unread_count"]
-    last = None
-    if row["last_message.id"] is not None:
-        last = message_resource({col: row[key] for key, col in _LAST_KEYS})
-    return {
-        "unread_count": max(0, unread) if unread is not None else 0,
-        "mention_count": row["mention_count"] or 0,
-        "last_message": last,
-        "tm_last_message": format_ts(row.get("tm_last_message")),
-    }
+VIEWER_WIDTH = 2 + len(MESSAGE_FIELDS)  # the values viewer_columns selects
 
 
-def seen_resource(row: dict[str, Any]) -> dict[str, Any]:
-    """The Talk resource of a row of ``rm_chats`` read with :func:`viewer_columns`, with the
-    agent's fields."""
-    resource = chat_resource(row)
-    resource.update(viewer_fields(row))
-    return resource
+def viewer_fields(values: Sequence[Any]) -> dict[str, Any]:
+    """``unread_count``, ``mention_count`` and ``last_message`` from the values selected by
+    :func:`viewer_columns`."""
+    return {"unread_count": values[0], "mention_count": values[1],
+            "last_message": None if values[2] is None else dict(zip(MESSAGE_FIELDS, values[2:],
+                                                                    strict=True))}
 
 
 _VIEW = f"""
-SELECT v.chat_id, {viewer_columns("c", "p")}
-  FROM unnest(%s::uuid[], %s::uuid[]) AS v(chat_id, last_message_id)
+SELECT {viewer_columns("c", "p", "lm")}
+  FROM unnest(%s::uuid[], %s::uuid[]) WITH ORDINALITY AS v(chat_id, last_message_id, i)
   LEFT JOIN rm_chats c ON c.id = v.chat_id
   LEFT JOIN rm_participants p ON p.chat_id = v.chat_id AND p.owner_id = %s
-  {LAST_MESSAGE_JOIN.format(chat="v")}
+  LEFT JOIN rm_messages lm ON lm.id = v.last_message_id
+ ORDER BY v.i
 """
 
 
@@ -88,8 +96,9 @@ async def with_viewer(db: Database, agent_id: UUID, chats: list[dict[str, Any]],
     ids = [row["id"] for row in chats]
     last_ids = [row.get("last_message_id") for row in chats]
     async with db.statement("talk_viewer_fields") as conn:
-        cur = await conn.execute(_VIEW, (ids, last_ids, agent_id))
-        seen = {row["chat_id"]: row for row in await cur.fetchall()}
-    return [{**resource, **viewer_fields({**seen[row["id"]],
-                                          "tm_last_message": row.get("tm_last_message")})}
-            for row, resource in zip(chats, resources, strict=True)]
+        cur = conn.cursor(row_factory=tuple_row)
+        await cur.execute(_VIEW, (ids, last_ids, agent_id))
+        seen = await cur.fetchall()
+    return [{**resource, **viewer_fields(values),
+             "tm_last_message": format_ts(row.get("tm_last_message"))}
+            for row, resource, values in zip(chats, resources, seen, strict=True)]
