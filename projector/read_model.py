@@ -1,6 +1,14 @@
 """Read-model writes: how each event changes the read tables (``rm_*``).
 
-Each function takes the connection of the projector's batch transaction; the projector
+:func:`apply_events` is the live projector's batch: a batch of more than
+``PER_EVENT_UP_TO`` events is applied set-based (:mod:`projector.live_batch`: the rows it
+touches loaded, folded in memory, each table written once); a smaller one event by event
+with the appliers below, which read nothing back: a batch of a few events, as when the
+projector keeps up with live traffic, is quicker that way (no round trip for the load, no
+statement planned for sets; measured side by side, the set-based batch wins from about
+seven events on).
+
+Each applier takes the connection of the projector's batch transaction; the projector
 runs them in pipeline mode, so none of them may read a result back.
 """
 
@@ -13,6 +21,7 @@ from psycopg.types.json import Jsonb
 
 from events import catalogue as ev
 from events.envelope import StoredEvent
+from projector.live_batch import apply_batch
 from projector.read_markers import move_markers
 from services.timefmt import format_ts
 
@@ -172,9 +181,15 @@ async def apply_event(conn: psycopg.AsyncConnection, stored: StoredEvent) -> ev.
     return event
 
 
+PER_EVENT_UP_TO = 6
+"""Batches up to this size are applied event by event (measured: bench/RESULTS.md, issue 13)."""
+
 
 async def apply_events(conn: psycopg.AsyncConnection, events: Sequence[StoredEvent]) -> None:
     """Apply a batch of stored events, in order, to the read tables (the live projector's
-    batch; in pipeline mode, so nothing is read back)."""
+    batch, in its transaction, in pipeline mode)."""
+    if len(events) > PER_EVENT_UP_TO:
+        await apply_batch(conn, events)
+        return
     for stored in events:
         await apply_event(conn, stored)

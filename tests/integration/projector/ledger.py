@@ -4,10 +4,13 @@ twice, or an UPDATE like ``member_count + 1``, a reaction appended, a text set a
 a second run would change silently or not at all).
 
 A trigger on each live read table records ``(table, operation, row id)`` in the writing
-transaction, so a batch that rolls back (a crash) leaves no entry. The reference is the
-ledger of the whole history applied once, event by event, with the projector's own
-appliers, into a scratch copy of the tables, inside a transaction that is rolled back.
-Live and reference must be the same multiset: an event applied twice adds entries."""
+transaction, so a batch that rolls back (a crash) leaves no entry; another records where each
+committed batch of the live projection ended (its checkpoint's move). The reference is the
+ledger of the whole history applied once, in the batches the live projector committed (per
+partition), with the projector's own ``apply_events`` (a batch writes each row it touches
+once, so the writes depend on where batches end), into a scratch copy of the tables, inside
+a transaction that is rolled back. Live and reference must be the same multiset: an event
+applied twice adds entries."""
 
 from __future__ import annotations
 
@@ -17,9 +20,10 @@ from collections.abc import Callable
 import psycopg
 from psycopg.rows import dict_row
 
-from events.envelope import START
+from events.envelope import START, Checkpoint, StoredEvent
 from events.postgres_store import read_all_on
 from projector import read_model
+from projector.partitioning import partition_of
 from projector.read_schema import current_version, version_schema
 from tests.support import wait_until
 
@@ -35,6 +39,18 @@ BEGIN
   VALUES (TG_TABLE_SCHEMA, TG_TABLE_NAME, TG_OP, coalesce(r->>'id', r::text));
   RETURN NULL;
 END $$;
+CREATE TABLE test_ledger.batch_ends (partition integer, partitions integer, last_tx bigint,
+                                     last_pos bigint);
+CREATE FUNCTION test_ledger.record_batch() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  INSERT INTO test_ledger.batch_ends
+  VALUES (NEW.partition, NEW.partitions, NEW.last_tx::text::bigint, NEW.last_pos);
+  RETURN NULL;
+END $$;
+CREATE TRIGGER test_ledger AFTER UPDATE OF last_tx, last_pos ON projector_checkpoints
+  FOR EACH ROW WHEN (NEW.name = 'read_model'
+                     AND (OLD.last_tx, OLD.last_pos) IS DISTINCT FROM (NEW.last_tx, NEW.last_pos))
+  EXECUTE FUNCTION test_ledger.record_batch();
 """
 
 _TABLES = ("SELECT table_name FROM information_schema.tables WHERE table_schema = %s"
@@ -71,9 +87,10 @@ async def live_writes(url: str, schema: str) -> Counter[Entry]:
 
 async def reference_writes(url: str, live_schema: str, *, twice: str | None = None,
                            ) -> tuple[Counter[Entry], Counter[str]]:
-    """The ledger of the whole history applied once (each event of type ``twice`` applied
-    twice, to show what a double apply looks like), and how many events of each type it
-    applied. Nothing stays: it all happens in a transaction that is rolled back."""
+    """The ledger of the whole history applied once, in the live projector's batches (each
+    event of type ``twice`` applied once more after its batch, to show what a double apply
+    looks like), and how many events of each type it applied. Nothing stays: it all happens
+    in a transaction that is rolled back."""
     await wait_until(lambda: _all_readable(url), timeout=60, what="every stored event readable in order")
     async with await psycopg.AsyncConnection.connect(url, row_factory=dict_row) as conn:
         try:
@@ -86,7 +103,8 @@ async def reference_writes(url: str, live_schema: str, *, twice: str | None = No
             await _record_writes_of(conn, "test_ledger_reference")
             # The appliers name the tables unqualified: the scratch copy comes first.
             await conn.execute("SET LOCAL search_path TO test_ledger_reference, public")
-            types = await _apply_history(conn, lambda t: 2 if t == twice else 1)
+            types = await _apply_history(conn, lambda t: 2 if t == twice else 1,
+                                         await _batch_ends(conn))
             cur = await conn.execute("SELECT table_name, op, row_id FROM test_ledger.writes"
                                      " WHERE schema_name = 'test_ledger_reference'")
             ledger = Counter((r["table_name"], r["op"], r["row_id"]) for r in await cur.fetchall())
@@ -95,17 +113,61 @@ async def reference_writes(url: str, live_schema: str, *, twice: str | None = No
     return ledger, types
 
 
-async def _apply_history(conn: psycopg.AsyncConnection, times: Callable[[str], int]) -> Counter[str]:
-    types: Counter[str] = Counter()
+BatchEnds = tuple[int, dict[int, list[Checkpoint]]]  # partitions, partition -> batch ends
+
+
+async def _batch_ends(conn: psycopg.AsyncConnection) -> BatchEnds:
+    """How many partitions the live projection had (1 if it committed nothing) and, per
+    partition, where its committed batches ended, in order."""
+    cur = await conn.execute("SELECT partition, partitions, last_tx, last_pos"
+                             " FROM test_ledger.batch_ends")
+    ends: dict[int, list[Checkpoint]] = {}
+    partitions = 1
+    for row in await cur.fetchall():
+        partitions = row["partitions"]
+        ends.setdefault(row["partition"], []).append(Checkpoint(row["last_tx"], row["last_pos"]))
+    for cps in ends.values():
+        cps.sort()
+    return partitions, ends
+
+
+async def _apply_history(conn: psycopg.AsyncConnection, times: Callable[[str], int],
+                         batch_ends: BatchEnds) -> Counter[str]:
+    """Each partition's events in its recorded batches (events after the last one recorded,
+    each alone); an event ``times(type)`` times in all (the repeats after its batch)."""
+    history: list[StoredEvent] = []
     checkpoint = START
     while batch := await read_all_on(conn, checkpoint, 5000):
-        async with conn.pipeline():
-            for stored in batch:
-                for _ in range(times(stored.type)):
-                    await read_model.apply_event(conn, stored)
-                types[stored.type] += 1
+        history += batch
         checkpoint = batch[-1].checkpoint
+    partitions, ends = batch_ends
+    types: Counter[str] = Counter()
+    for partition in range(partitions):
+        events = [s for s in history
+                  if partition_of(s.data["chat_id"], partitions) == partition]
+        ahead = iter(ends.get(partition, []))
+        end = next(ahead, None)
+        batch: list[StoredEvent] = []
+        for stored in events:
+            batch.append(stored)
+            while end is not None and end < stored.checkpoint:
+                end = next(ahead, None)
+            if end is None or stored.checkpoint == end:
+                await _apply_batch(conn, batch, times)
+                batch = []
+        await _apply_batch(conn, batch, times)
+        types.update(s.type for s in events)
     return types
+
+
+async def _apply_batch(conn: psycopg.AsyncConnection, batch: list[StoredEvent],
+                       times: Callable[[str], int]) -> None:
+    if batch:
+        async with conn.pipeline():  # as the projector runs a batch
+            await read_model.apply_events(conn, batch)
+            for stored in batch:
+                for _ in range(times(stored.type) - 1):
+                    await read_model.apply_event(conn, stored)
 
 
 async def _all_readable(url: str) -> bool:
