@@ -2,8 +2,8 @@
 chain verify, each as events/s, next to a bare scan of the events table in the same run.
 
     python -m bench.replay [--events 1000000] [--talks 10000] [--chunk-size 10000]
-                           [--live-sample 20000] [--admin-url URL] [--database-url URL]
-                           [--keep]
+                           [--live-sample 20000] [--workers 1,2] [--tasks] [--partitions 1]
+                           [--admin-url URL] [--database-url URL] [--keep]
 
 1. Seed ``--events`` events across ``--talks`` talks (``bench.history``: every event type,
    rounds interleaving the talks) through the event store, so stream versions and the hash
@@ -16,7 +16,11 @@ chain verify, each as events/s, next to a bare scan of the events table in the s
 3. ``scan`` (the ceiling): ``COPY (SELECT * FROM events ORDER BY tx_id, position) TO
    STDOUT`` through psycopg, counting rows; run first and last, the figure is their mean.
 4. ``rebuild``: ``projector.rebuild.rebuild_read_model`` in this process (replay, indexes,
-   switch, drop of the old copy).
+   switch, drop of the old copy), once per ``--workers`` count (``--workers 1,2``: one
+   replay, then the talks in two slices side by side, each in a process of its own; their
+   CPU is counted in the client's); ``--tasks`` adds the largest count as tasks of this
+   process (one core). ``--partitions N`` lays the live checkpoints out in N partitions
+   (all at the head) first: each worker then keeps N checkpoint groups.
 5. ``events export``: ``talk events export`` (ndjson) in a subprocess, lines counted.
 6. ``events verify``: ``talk events verify`` in a subprocess (the hash chain).
 7. ``projections verify``: ``projector.verify.verify_read_model`` (replay into a scratch
@@ -46,6 +50,8 @@ import structlog
 from psycopg import sql
 
 from bench.history import HistoryWriter
+from events.envelope import Checkpoint
+from projector.checkpoints import set_checkpoints
 from projector.rebuild import rebuild_read_model
 from projector.replay import CHUNK_SIZE
 from projector.runner import Projector
@@ -77,10 +83,13 @@ class Counter:
 
     def __init__(self, label: str, total: int) -> None:
         self.label, self.total, self.done = label, total, 0
-        self._at = time.monotonic()
+        self._at = self.started = time.monotonic()
+        self.replayed_in: float | None = None  # seconds until the total was first reached
 
     def __call__(self, n: int) -> None:
         self.done += n
+        if self.replayed_in is None and self.done >= self.total:
+            self.replayed_in = time.monotonic() - self.started
         if time.monotonic() - self._at >= 5:
             self._at = time.monotonic()
             say(f"  {self.label}: {self.done:,}/{self.total:,}")
@@ -179,7 +188,7 @@ async def scan(url: str) -> int:
         return rows
 
 
-async def live_sample(settings: Settings, events: int) -> Step | None:
+async def live_sample(settings: Settings, events: int, partitions: int = 1) -> Step | None:
     """Empty the live tables, let the live projector apply the first ``events`` events, then
     move its checkpoint to the head (the rebuild replays everything)."""
     url = settings.require_database_url()
@@ -211,9 +220,11 @@ async def live_sample(settings: Settings, events: int) -> Step | None:
             applied = (await cur.fetchone())[0]
         step = m.step("live projector (per-event SQL, batches of 500)", applied)
     async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
-        await conn.execute(
-            "UPDATE projector_checkpoints SET (last_tx, last_pos) = (SELECT tx_id, position"
-            " FROM events ORDER BY tx_id DESC, position DESC LIMIT 1) WHERE name = 'read_model'")
+        cur = await conn.execute("SELECT tx_id::text::bigint, position FROM events"
+                                 " ORDER BY tx_id DESC, position DESC LIMIT 1")
+        tx, position = await cur.fetchone()
+        async with conn.transaction():
+            await set_checkpoints(conn, "read_model", Checkpoint(tx, position), partitions)
     return step
 
 
@@ -249,7 +260,8 @@ async def run(args: argparse.Namespace) -> list[Step]:
     async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
         await conn.execute("VACUUM (ANALYZE) events")  # as autovacuum leaves a settled table
     say(f"live projector on the first {args.live_sample:,} events (load {load()})")
-    if (sample := await live_sample(settings, min(args.live_sample, total))) is not None:
+    if (sample := await live_sample(settings, min(args.live_sample, total),
+                                    args.partitions)) is not None:
         steps.append(sample)
         say(f"live projector: {sample.rate:,.0f} events/s")
 
@@ -260,17 +272,35 @@ async def run(args: argparse.Namespace) -> list[Step]:
         scans = [m.step("scan", rows)]
         say(f"scan: {scans[0].rate:,.0f} events/s")
 
-        pool = make_pool(settings, min_size=1, max_size=5, name="bench-replay")
+        pool = make_pool(settings, min_size=1, max_size=3 * max(args.workers) + 2,
+                         name="bench-replay")
         await pool.open()
         try:
             db = Database(pool)
-            say(f"rebuild (load {load()})")
-            with Measure(server) as m:
-                result = await rebuild_read_model(db, progress=Counter,
-                                                  chunk_size=args.chunk_size)
-            steps.append(m.step("rebuild (`talk projections rebuild`)", result.events,
-                                f"into {result.schema}"))
-            say(f"rebuild: {steps[-1].rate:,.0f} events/s")
+            runs = [(k, True) for k in args.workers]
+            if args.tasks:
+                runs.append((max(args.workers), False))
+            for workers, processes in runs:
+                how = ("" if workers == 1 else " in processes" if processes else
+                       " as tasks of one process")
+                say(f"rebuild, {workers} worker(s){how} (load {load()})")
+                bars: list[Counter] = []
+
+                def bar(label: str, total: int, bars: list[Counter] = bars) -> Counter:
+                    bars.append(Counter(label, total))
+                    return bars[-1]
+
+                with Measure(server) as m:
+                    result = await rebuild_read_model(
+                        db, progress=bar, chunk_size=args.chunk_size, workers=workers,
+                        processes=processes, partitions=args.partitions)
+                replayed = bars[0].replayed_in or m.seconds
+                steps.append(m.step(f"rebuild (`talk projections rebuild --workers {workers}`)"
+                                    f"{how}", result.events,
+                                    f"into {result.schema}; the replay {replayed:.1f}s"
+                                    f" ({result.events / replayed:,.0f}/s), then indexes and"
+                                    f" switch; load {load()}"))
+                say(f"rebuild: {steps[-1].rate:,.0f} events/s")
 
             say(f"events export (load {load()})")
             with Measure(server) as m:
@@ -320,9 +350,13 @@ def report(steps: list[Step], args: argparse.Namespace) -> str:
         out.append(f"| {s.name} | {s.events:,} | {s.seconds:.1f} | {s.rate:,.0f} |"
                    f" {s.rate / scan_step.rate:.2f} | {_per_event(s.cpu, s.events)} |"
                    f" {_per_event(s.server_cpu, s.events)} | {s.note} |")
-    rebuild = next(s for s in steps if s.name.startswith("rebuild")).rate
+    rebuilds = [s for s in steps if s.name.startswith("rebuild")]
+    rebuild = rebuilds[0].rate
     lines = ["", f"targets: rebuild >= {TARGET_REBUILD:,} events/s -> {rebuild:,.0f}"
              f" ({'met' if rebuild >= TARGET_REBUILD else 'NOT met'})"]
+    for step in rebuilds[1:]:
+        lines.append(f"         {step.name}: {step.rate / rebuild:.2f}x the first rebuild's"
+                     " events/s")
     for key in ("`talk events export`", "`talk events verify`"):
         step = next((s for s in steps if s.name.startswith(key)), None)
         if step is not None:
@@ -344,14 +378,21 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help=f"events per replay transaction (default {CHUNK_SIZE:,})")
     p.add_argument("--live-sample", type=int, default=20_000,
                    help="events the live projector applies for comparison (0: skip)")
+    p.add_argument("--workers", type=lambda t: [int(k) for k in t.split(",")], default=[1, 2],
+                   help="the worker counts to rebuild with, one rebuild each (default 1,2)")
+    p.add_argument("--tasks", action="store_true",
+                   help="also rebuild with the most workers as tasks of this process")
+    p.add_argument("--partitions", type=int, default=1,
+                   help="lay the live checkpoints out in this many partitions first")
     p.add_argument("--admin-url", default=os.environ.get(
         "TALK_BENCH_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres"),
         help="a superuser URL to create and drop the bench database (env TALK_BENCH_ADMIN_URL)")
     p.add_argument("--database-url", help="reuse this (seeded, migrated) database; kept")
     p.add_argument("--keep", action="store_true", help="keep the bench database")
     args = p.parse_args(argv)
-    if args.events < 1 or args.talks < 1 or args.chunk_size < 1:
-        p.error("events, talks and chunk size must be positive")
+    if (args.events < 1 or args.talks < 1 or args.chunk_size < 1 or args.partitions < 1
+            or min(args.workers) < 1):
+        p.error("events, talks, chunk size, workers and partitions must be positive")
     return args
 
 
@@ -377,7 +418,8 @@ def main(argv: list[str] | None = None) -> None:
         elif created:
             say(f"kept database {created}: --database-url {args.database_url}")
     print(f"bench.replay: {steps[-1].events:,} events, {args.talks:,} talks, chunk"
-          f" {args.chunk_size:,}; os.cpu_count()={os.cpu_count()}; load average at start"
+          f" {args.chunk_size:,}, {args.partitions} partition(s);"
+          f" os.cpu_count()={os.cpu_count()}; load average at start"
           f" {start_load}, at end {load()}")
     print(report(steps, args))
 

@@ -7,11 +7,20 @@ global order, decodes them through the upcasters, folds them in memory
 and writes every touched row once with ``COPY``; the chunk and the replay's own checkpoint
 commit together, so a replay that stops resumes where it was.
 
-A replay never passes the live projector: it reads up to the live checkpoint
-(``projector_checkpoints`` row ``read_model``) as the reading statement sees it. Every event
-up to that checkpoint is committed for good (the live projector read it under the rule of
-``events.postgres_store.read_all_on``), so the two can meet at exactly the same place:
-a rebuild switches the query API over there, and verify compares there.
+A replay never passes the live projector: it reads up to the live checkpoints (the rows
+``read_model`` of ``projector_checkpoints``) as the reading statement sees them (its
+:class:`Bound`). With the projection in N partitions (``TALK_PROJECTOR_PARTITIONS``) each
+partition has its own checkpoint cp_p, and the read tables hold, for each p, the events of
+p's talks up to cp_p: an event is replayed up to the checkpoint of its partition. Every
+event up to a live checkpoint is committed for good (the live projector read it under the
+rule of ``events.postgres_store.read_all_on``), so the two can meet at exactly the same
+place: a rebuild switches the query API over there, and verify compares there.
+
+A replay may take only some of the talks (:class:`Slice`: worker w of K takes those with
+``talk_partition(chat_id, K) = w``; the read rows are per talk, so K replays into one fresh
+schema side by side make the same rows as one). Its checkpoint is one row per group
+``talk_partition(chat_id, K * N)``: a group lies within one worker and one live partition,
+whose checkpoint bounds it.
 """
 
 from __future__ import annotations
@@ -32,7 +41,7 @@ from psycopg.types.json import set_json_loads
 from events.catalogue import Event
 from events.envelope import START, Checkpoint
 from events.upcasting import UPCASTERS, Upcasters
-from projector.checkpoints import load_checkpoint, save_checkpoint
+from projector.partitioning import partition_expression
 from projector.read_markers import move_markers
 from projector.read_schema import CHATS, LIVE_CHECKPOINT, MESSAGES, PARTICIPANTS, Table
 from projector.replay_fold import ChunkRows, Row, fold, touched
@@ -40,25 +49,182 @@ from services.db import Database
 
 CHUNK_SIZE = 10_000
 
-_LIVE = ("(SELECT last_tx, last_pos FROM projector_checkpoints"
-         f" WHERE name = '{LIVE_CHECKPOINT}')")
+_LIVE_CHECKPOINTS = (
+    "SELECT partition, partitions, last_tx::text::bigint AS tx, last_pos FROM"
+    " projector_checkpoints WHERE name = %s ORDER BY partition")
 
-_READ_CHUNK = (
-    "SELECT tx_id::text::bigint, position, type, schema_version, data::text,"
-    " metadata->>'customer_id' FROM events"
-    " WHERE (tx_id, position) > (%s::text::xid8, %s)"
-    f"   AND (tx_id, position) <= {_LIVE}"
-    " ORDER BY events.tx_id, events.position LIMIT %s"  # the columns, not the bigint outputs
-)
+# The last event committed for good: transactions older than the oldest one still open.
+_HEAD = (
+    "SELECT tx_id::text::bigint AS tx, position FROM events"
+    " WHERE tx_id < pg_snapshot_xmin(pg_current_snapshot())"
+    " ORDER BY events.tx_id DESC, events.position DESC LIMIT 1")
 
-_COUNT_TO_LIVE = (
-    "SELECT count(*) AS n FROM events"
-    " WHERE (tx_id, position) > (%s::text::xid8, %s)"
-    f"   AND (tx_id, position) <= {_LIVE}"
-)
+_SAVE_CHECKPOINTS = (
+    "UPDATE projector_checkpoints c SET last_tx = u.tx::text::xid8, last_pos = u.pos,"
+    " updated_at = now() FROM unnest(%s::int[], %s::bigint[], %s::bigint[]) AS u(p, tx, pos)"
+    " WHERE c.name = %s AND c.partition = u.p")
+
+_COLUMNS = ("e.tx_id::text::bigint, e.position, e.type, e.schema_version, e.data::text,"
+            " e.metadata->>'customer_id'")
 
 Progress = Callable[[int], None]
 """Told how many events each chunk held."""
+
+
+class LayoutChanged(RuntimeError):
+    """The live checkpoints are not laid out as the replay was started for."""
+
+
+@dataclass(frozen=True)
+class Bound:
+    """Where a replay stops, per live partition (a list of ``partitions`` places):
+    ``live``, the live projector's checkpoints, laid out in ``partitions`` rows (a
+    replay never passes them); ``settled``, one place for every talk, whatever the live
+    layout: the furthest up to which every event is projected in its partition (where a
+    rebuild lays the checkpoints out anew, :func:`settled_checkpoint`); ``fixed``, the
+    places given."""
+
+    kind: str = "live"
+    partitions: int = 1
+    fixed: tuple[Checkpoint, ...] = ()
+
+    @classmethod
+    def at(cls, *places: Checkpoint) -> Bound:
+        return cls("fixed", len(places), tuple(places))
+
+    @classmethod
+    def settled(cls) -> Bound:
+        return cls("settled", 1)
+
+    async def read(self, conn: psycopg.AsyncConnection) -> list[Checkpoint]:
+        if self.kind == "fixed":
+            return list(self.fixed)
+        if self.kind == "settled":
+            return [await settled_checkpoint(conn)]
+        cur = await conn.execute(_LIVE_CHECKPOINTS, (LIVE_CHECKPOINT,))
+        rows = await cur.fetchall()
+        if not rows and self.partitions == 1:
+            return [START]  # no projector has run yet
+        if ([row["partition"] for row in rows] != list(range(self.partitions))
+                or any(row["partitions"] != self.partitions for row in rows)):
+            raise LayoutChanged(
+                f"the live checkpoints are laid out in {len(rows)} rows, not the"
+                f" {self.partitions} partitions this run started with (a projector with"
+                " another TALK_PROJECTOR_PARTITIONS?)")
+        return [Checkpoint(row["tx"], row["last_pos"]) for row in rows]
+
+
+async def settled_checkpoint(conn: psycopg.AsyncConnection) -> Checkpoint:
+    """The furthest place up to which every event has been projected, whatever the layout
+    of the live checkpoints: just before the first event any partition has still to apply
+    (its first after its checkpoint), or the last event committed for good (the rule of
+    ``events.postgres_store.read_all_on``: no transaction still open may add one before it)
+    if none has. Nothing after it is projected everywhere; nothing before it is left out
+    (an idle partition's checkpoint may lie far behind: that holds nothing back)."""
+    partitions = await live_layout(conn)
+    cur = await conn.execute("SELECT count(*) AS n FROM projector_checkpoints WHERE name = %s",
+                             (LIVE_CHECKPOINT,))
+    if (await cur.fetchone())["n"] == 0:
+        return START  # no projector has run yet
+    cur = await conn.execute(_HEAD)
+    head = await cur.fetchone()
+    if head is None:
+        return START
+    mine = (f"{partition_expression(partitions, 'e')} = c.partition" if partitions > 1
+            else "TRUE")
+    cur = await conn.execute(
+        "SELECT n.tx, n.position FROM projector_checkpoints c CROSS JOIN LATERAL"
+        " (SELECT e.tx_id::text::bigint AS tx, e.position FROM events e"
+        f"   WHERE {mine} AND (e.tx_id, e.position) > (c.last_tx, c.last_pos)"
+        "      AND (e.tx_id, e.position) <= (%s::text::xid8, %s)"
+        "   ORDER BY e.tx_id, e.position LIMIT 1) n"
+        " WHERE c.name = %s ORDER BY n.tx, n.position LIMIT 1",
+        (str(head["tx"]), head["position"], LIVE_CHECKPOINT))
+    first = await cur.fetchone()
+    if first is None:
+        return Checkpoint(head["tx"], head["position"])
+    return Checkpoint(first["tx"], first["position"] - 1)  # every event before it
+
+
+async def live_layout(conn: psycopg.AsyncConnection) -> int:
+    """How many partitions the live checkpoints are laid out in (1 with no row yet)."""
+    cur = await conn.execute("SELECT coalesce(max(partitions), 1) AS n FROM"
+                             " projector_checkpoints WHERE name = %s", (LIVE_CHECKPOINT,))
+    return (await cur.fetchone())["n"]
+
+
+@dataclass(frozen=True)
+class Slice:
+    """The talks of one replay: worker ``worker`` of ``workers`` takes those with
+    ``talk_partition(chat_id, workers) = worker``. Its checkpoint is kept per group
+    ``talk_partition(chat_id, groups)``, ``groups = workers * partitions``: a group lies
+    within one worker (g mod workers) and one live partition (g mod partitions)."""
+
+    worker: int = 0
+    workers: int = 1
+    partitions: int = 1  # of the Bound
+
+    @property
+    def groups(self) -> int:
+        return self.workers * self.partitions
+
+    @property
+    def own_groups(self) -> range:
+        return range(self.worker, self.groups, self.workers)
+
+    @classmethod
+    def all(cls, workers: int, partitions: int) -> list[Slice]:
+        return [cls(w, workers, partitions) for w in range(workers)]
+
+
+def _mine(slice_: Slice, alias: str) -> str | None:
+    """Whether an event is the slice's to replay now (None: every event in range is): of its
+    worker's talks and, when it keeps several groups, after its group's checkpoint and up to
+    its group's bound."""
+    terms = []
+    if slice_.workers > 1:
+        terms.append(f"{partition_expression(slice_.workers, alias)} = {slice_.worker}")
+    if len(slice_.own_groups) > 1:
+        g = f"{partition_expression(slice_.groups, alias)} + 1"
+        place = f"({alias}.tx_id, {alias}.position)"
+        terms.append(f"{place} > ((%(c_tx)s::bigint[])[{g}]::text::xid8,"
+                     f" (%(c_pos)s::bigint[])[{g}])")
+        terms.append(f"{place} <= ((%(l_tx)s::bigint[])[{g}]::text::xid8,"
+                     f" (%(l_pos)s::bigint[])[{g}])")
+    return " AND ".join(terms) or None
+
+
+_RANGE = ("(e.tx_id, e.position) > (%(lo_tx)s::text::xid8, %(lo_pos)s)"
+          " AND (e.tx_id, e.position) <= (%(hi_tx)s::text::xid8, %(hi_pos)s)")
+
+
+def _read_statement(slice_: Slice) -> str:
+    """The next events in the global order between the lowest checkpoint and the highest
+    bound of the slice's groups (``%(scan)s`` of them, on the ``(tx_id, position)`` index),
+    each with whether it is the slice's (:func:`_mine`); the payload only where it is.
+
+    The filter is applied above the scan's LIMIT, not in its WHERE: the planner cannot
+    tell how many events an expression like ``talk_partition(...) = w`` keeps, guesses very
+    few, and would then read and sort the whole rest of the table for every chunk."""
+    mine = _mine(slice_, "s")
+    if mine is None:
+        return (f"SELECT {_COLUMNS}, TRUE FROM events e WHERE {_RANGE}"
+                # the columns, not the bigint outputs: the index's order
+                " ORDER BY e.tx_id, e.position LIMIT %(scan)s")
+    return (
+        "SELECT s.tx_id::text::bigint, s.position, s.type, s.schema_version,"
+        f" CASE WHEN {mine} THEN s.data::text END, s.metadata->>'customer_id', {mine}"
+        " FROM (SELECT e.tx_id, e.position, e.type, e.schema_version, e.data, e.metadata"
+        f"        FROM events e WHERE {_RANGE}"
+        "        ORDER BY e.tx_id, e.position LIMIT %(scan)s) s"
+        " ORDER BY s.tx_id, s.position")  # the scan's order: no sort
+
+
+def _count_statement(slice_: Slice) -> str:
+    mine = _mine(slice_, "e")
+    return (f"SELECT count(*) AS n FROM events e WHERE {_RANGE}"
+            + (f" AND {mine}" if mine else ""))
+
 
 GC_THRESHOLDS = (50_000, 20, 100)
 
@@ -101,37 +267,85 @@ class Decoder:
 @dataclass(frozen=True, slots=True)
 class Chunk:
     events: list[tuple[Event, UUID]]
-    last: Checkpoint
+    last: dict[int, Checkpoint]  # the checkpoint of each group after the chunk
+    full: bool  # as many events scanned as asked for: more may follow
 
 
 class Replay:
-    """The read tables of ``schema`` and their checkpoint ``checkpoint_name``."""
+    """The read tables of ``schema`` and their checkpoint ``checkpoint_name``, for the talks
+    of ``slice_``, up to ``bound``."""
 
     def __init__(self, db: Database, schema: str, checkpoint_name: str, *,
-                 upcasters: Upcasters = UPCASTERS, chunk_size: int = CHUNK_SIZE) -> None:
+                 upcasters: Upcasters = UPCASTERS, chunk_size: int = CHUNK_SIZE,
+                 slice_: Slice = Slice(), bound: Bound | None = None) -> None:
         self.db = db
         self.schema = schema
         self.checkpoint_name = checkpoint_name
         self.upcasters = upcasters
         self.chunk_size = chunk_size
-        self.checkpoint = START
+        self.slice = slice_
+        self.bound = bound or Bound("live", slice_.partitions)
+        if self.bound.partitions != slice_.partitions:
+            raise ValueError("a slice's groups must lie within the bound's partitions")
+        self.checkpoints = dict.fromkeys(slice_.own_groups, START)
+        self._read_sql = _read_statement(slice_)
+        self._count_sql = _count_statement(slice_)
+        # events scanned per chunk: about chunk_size of them the slice's
+        self._scan = chunk_size * slice_.workers
         self._types: dict[str, list[str]] = {}
+
+    @property
+    def checkpoint(self) -> Checkpoint:
+        """The furthest place any of its groups reached (the place, with one group)."""
+        return max(self.checkpoints.values())
 
     async def load_checkpoint(self) -> Checkpoint:
         async with self.db.statement("replay_load_checkpoint") as conn:
-            self.checkpoint = await load_checkpoint(conn, self.checkpoint_name)
+            cur = await conn.execute(
+                "SELECT partition, last_tx::text::bigint AS tx, last_pos"
+                " FROM projector_checkpoints WHERE name = %s AND partitions = %s",
+                (self.checkpoint_name, self.slice.groups))
+            stored = {row["partition"]: Checkpoint(row["tx"], row["last_pos"])
+                      for row in await cur.fetchall()}
+        self.checkpoints = {g: stored.get(g, START) for g in self.slice.own_groups}
         return self.checkpoint
 
+    async def at_bound(self, conn: psycopg.AsyncConnection,
+                       bounds: list[Checkpoint] | None = None) -> bool:
+        """Whether every group stands exactly at its bound."""
+        bounds = bounds if bounds is not None else await self.bound.read(conn)
+        return all(c == bounds[g % len(bounds)] for g, c in self.checkpoints.items())
+
+    def _params(self, after: dict[int, Checkpoint], bounds: list[Checkpoint]) -> dict | None:
+        """The read's parameters, or None when every group is at its bound already."""
+        limits = {g: bounds[g % len(bounds)] for g in after}
+        open_groups = [g for g in after if after[g] < limits[g]]
+        if not open_groups:
+            return None
+        lo = min(after[g] for g in open_groups)
+        hi = max(limits[g] for g in open_groups)
+        params = {"lo_tx": str(lo.tx_id), "lo_pos": lo.position, "hi_tx": str(hi.tx_id),
+                  "hi_pos": hi.position, "scan": self._scan}
+        if len(after) > 1:
+            groups = range(self.slice.groups)
+            params["c_tx"] = [after[g].tx_id if g in after else 0 for g in groups]
+            params["c_pos"] = [after[g].position if g in after else 0 for g in groups]
+            params["l_tx"] = [limits[g].tx_id if g in after else 0 for g in groups]
+            params["l_pos"] = [limits[g].position if g in after else 0 for g in groups]
+        return params
+
     async def remaining(self) -> int:
-        """Events between this replay's checkpoint and the live one."""
+        """Events between this replay's checkpoints and its bounds."""
         async with self.db.statement("replay_count_remaining") as conn:
-            cur = await conn.execute(_COUNT_TO_LIVE, (str(self.checkpoint.tx_id),
-                                                      self.checkpoint.position))
+            params = self._params(self.checkpoints, await self.bound.read(conn))
+            if params is None:
+                return 0
+            cur = await conn.execute(self._count_sql, params)
             return (await cur.fetchone())["n"]
 
     async def run(self, progress: Progress) -> int:
-        """Chunk after chunk, each in its own transaction, until a chunk comes back short
-        of ``chunk_size`` (the replay is then within a chunk of the live checkpoint).
+        """Chunk after chunk, each in its own transaction, until a scan comes back short
+        (the replay is then within a chunk of its bounds).
         Returns how many events it applied.
 
         Three chunks are in the works at once: chunk k+2 is read (and decoded) while chunk
@@ -149,16 +363,18 @@ class Replay:
         async with self.db.statement("replay_read_events") as reader, \
                 self.db.statement("replay_load_rows") as loader:
             try:
-                reading = asyncio.create_task(self._read(reader, self.checkpoint))
+                reading = asyncio.create_task(self._read(reader, self.checkpoints))
                 in_flight = ChunkRows()  # the rows of the chunk being written
                 while True:
                     chunk = await reading
                     reading = None
-                    if not chunk.events:
-                        break
-                    full = len(chunk.events) == self.chunk_size
+                    full = chunk.full
                     if full:
                         reading = asyncio.create_task(self._read(reader, chunk.last))
+                    if not chunk.events:  # none of the slice's in the events scanned
+                        if full:
+                            continue
+                        break
                     need = touched(event for event, _ in chunk.events)
                     chats, old_chats = await self._load(loader, CHATS, need.chats_to_load,
                                                         in_flight.chats)
@@ -185,44 +401,63 @@ class Replay:
                             await task
         return applied
 
-    async def catch_up_on(self, conn: psycopg.AsyncConnection, progress: Progress) -> int:
-        """Up to the live checkpoint as ``conn``'s transaction sees it, inside that
-        transaction (the caller holds the live checkpoint still, or reads a snapshot)."""
+    async def catch_up_on(self, conn: psycopg.AsyncConnection, progress: Progress,
+                          bounds: list[Checkpoint] | None = None) -> int:
+        """Up to its bounds as ``conn``'s transaction sees them (or ``bounds``, one per
+        partition of the bound), inside that transaction (the caller holds the live
+        checkpoints still, or reads a snapshot). Each group ends exactly at its bound."""
         total = 0
         with fewer_gc_passes():
-            while (chunk := await self._read(conn, self.checkpoint)).events:
+            while True:
+                chunk = await self._read(conn, self.checkpoints, bounds)
                 await self._apply(conn, chunk)
                 total += len(chunk.events)
                 progress(len(chunk.events))
-        return total
+                if not chunk.full:
+                    return total
 
     # --- one chunk -------------------------------------------------------------------------
 
-    async def _read(self, conn: psycopg.AsyncConnection, after: Checkpoint) -> Chunk:
-        cur = conn.cursor(row_factory=tuple_row)
-        await cur.execute(_READ_CHUNK, (str(after.tx_id), after.position, self.chunk_size))
-        rows = await cur.fetchall()
-        if not rows:
-            return Chunk([], after)
+    async def _read(self, conn: psycopg.AsyncConnection, after: dict[int, Checkpoint],
+                    bounds: list[Checkpoint] | None = None) -> Chunk:
+        """The next chunk after ``after``, and where each group stands after it: at the
+        last event scanned, or at its own bound if that comes first; at its bound if the
+        scan came back short (every event of the group up to there is in it)."""
+        if bounds is None:
+            bounds = await self.bound.read(conn)
+        params = self._params(after, bounds)
+        rows = []
+        if params is not None:
+            cur = conn.cursor(row_factory=tuple_row)
+            await cur.execute(self._read_sql, params)
+            rows = await cur.fetchall()
+        full = len(rows) == self._scan
+        last = Checkpoint(rows[-1][0], rows[-1][1]) if full else None
+        moved = {}
+        for g, c in after.items():
+            bound = bounds[g % len(bounds)]
+            moved[g] = max(c, min(last, bound) if last is not None else bound)
         customers: dict[str, UUID] = {}
         decode = Decoder(self.upcasters)
         events = []
-        for _tx, _pos, type_, schema_version, data, customer in rows:
+        for _tx, _pos, type_, schema_version, data, customer, mine in rows:
+            if not mine:
+                continue
             customer_id = customers.get(customer)
             if customer_id is None:
                 customer_id = customers[customer] = UUID(customer)
             events.append((decode(type_, schema_version, data), customer_id))
-        return Chunk(events, Checkpoint(rows[-1][0], rows[-1][1]))
+        return Chunk(events, moved, full)
 
     async def _apply(self, conn: psycopg.AsyncConnection, chunk: Chunk) -> None:
         """One chunk on one connection, in the caller's transaction."""
-        need = touched(event for event, _ in chunk.events)
-        chats = await self._take(conn, CHATS, need.chats_to_load)
-        messages = await self._take(conn, MESSAGES, need.messages_to_load)
-        await self._delete(conn, PARTICIPANTS, need.participants_to_delete)
-        await self._write_rows(conn, fold(chunk.events, chats, messages))
-        await save_checkpoint(conn, self.checkpoint_name, chunk.last)
-        self.checkpoint = chunk.last
+        if chunk.events:
+            need = touched(event for event, _ in chunk.events)
+            chats = await self._take(conn, CHATS, need.chats_to_load)
+            messages = await self._take(conn, MESSAGES, need.messages_to_load)
+            await self._delete(conn, PARTICIPANTS, need.participants_to_delete)
+            await self._write_rows(conn, fold(chunk.events, chats, messages))
+        await self._save_checkpoints(conn, chunk.last)
 
     async def _write_chunk(self, chunk: Chunk, rows: ChunkRows,
                            old: dict[Table, list[UUID]], progress: Progress) -> None:
@@ -232,9 +467,19 @@ class Replay:
             for table, ids in old.items():
                 await self._delete(conn, table, ids)
             await self._write_rows(conn, rows)
-            await save_checkpoint(conn, self.checkpoint_name, chunk.last)
-        self.checkpoint = chunk.last
+            await self._save_checkpoints(conn, chunk.last)
         progress(len(chunk.events))
+
+    async def _save_checkpoints(self, conn: psycopg.AsyncConnection,
+                                moved: dict[int, Checkpoint]) -> None:
+        """The groups' checkpoints that moved, in ``conn``'s transaction
+        (``self.checkpoints`` follows at once: a caller rolling back loads them again)."""
+        changed = [g for g, c in moved.items() if c != self.checkpoints.get(g)]
+        if changed:
+            await conn.execute(_SAVE_CHECKPOINTS, (
+                changed, [moved[g].tx_id for g in changed], [moved[g].position for g in changed],
+                self.checkpoint_name))
+        self.checkpoints = dict(moved)
 
     async def _load(self, conn: psycopg.AsyncConnection, table: Table, ids: list[UUID],
                     in_flight: dict[int, Row | None]) -> tuple[dict[int, Row], list[UUID]]:

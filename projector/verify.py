@@ -2,11 +2,13 @@
 them with the live ones, row by row.
 
 Both must be compared at the same place in the history while the live projector goes on.
-The scratch copy is replayed up to near the live checkpoint; then one ``REPEATABLE READ``
-transaction reads the live checkpoint, replays the scratch copy up to exactly that
-checkpoint and compares. Its snapshot shows the live tables exactly as they were at that
-checkpoint (the projector commits each batch's rows with its checkpoint), so the projector
-is never held up, and the comparison is exact. A difference is reported as table, id,
+The scratch copy is replayed up to near the live checkpoints (``--workers K``: K slices of
+the talks side by side); then one ``REPEATABLE READ`` transaction reads the live
+checkpoints, replays the scratch copy up to exactly them (with the projection in
+partitions, each talk's events up to its partition's checkpoint) and compares. Its
+snapshot shows the live tables exactly as they were at those checkpoints (the projector
+commits each batch's rows with its checkpoint), so the projector is never held up, and the
+comparison is exact. A difference is reported as table, id,
 column, live value and rebuilt value; rows only on one side are reported as such.
 """
 
@@ -22,18 +24,21 @@ import psycopg
 
 from events.envelope import Checkpoint
 from events.upcasting import UPCASTERS, Upcasters
-from projector.checkpoints import load_checkpoint
-from projector.read_schema import LIVE_CHECKPOINT, TABLES, Table
+from projector.read_schema import TABLES, Table
 from projector.rebuild import (
     SCRATCH_SCHEMA,
     VERIFY_CHECKPOINT,
     ProgressFactory,
+    catch_up_exactly,
     create_copy,
     drop_schema,
+    remaining,
     replay_lock,
     run_with_pool,
+    side_by_side,
 )
-from projector.replay import CHUNK_SIZE, Replay
+from projector.replay import CHUNK_SIZE, Bound, live_layout
+from projector.replay_workers import replay_side_by_side
 from services.cli_support import EXIT_FINDINGS, EXIT_OK, Progress
 from services.db import Database
 from services.settings import Settings
@@ -63,9 +68,10 @@ def _show(value: Any) -> str:
 
 @dataclass
 class VerifyReport:
-    checkpoint: Checkpoint
+    checkpoint: Checkpoint  # the furthest of the live checkpoints compared at
     events: int
     seconds: float
+    checkpoints: list[Checkpoint] = field(default_factory=list)  # one per partition
     rows: dict[str, int] = field(default_factory=dict)  # rows of each rebuilt table
     differences: list[Difference] = field(default_factory=list)  # the first ones per table
     different_rows: dict[str, int] = field(default_factory=dict)  # how many rows differ
@@ -77,25 +83,25 @@ class VerifyReport:
 
 async def verify_read_model(db: Database, *, progress: ProgressFactory = Progress,
                             chunk_size: int = CHUNK_SIZE, upcasters: Upcasters = UPCASTERS,
-                            shown_per_table: int = SHOWN_PER_TABLE) -> VerifyReport:
+                            shown_per_table: int = SHOWN_PER_TABLE, workers: int = 1,
+                            processes: bool = True) -> VerifyReport:
     started = time.monotonic()
     async with replay_lock(db):
-        replay = Replay(db, SCRATCH_SCHEMA, VERIFY_CHECKPOINT, upcasters=upcasters,
-                        chunk_size=chunk_size)
+        async with db.statement("verify_inspect") as conn:
+            bound = Bound("live", await live_layout(conn))
+        replays = side_by_side(db, SCRATCH_SCHEMA, VERIFY_CHECKPOINT, bound, workers,
+                               chunk_size=chunk_size, upcasters=upcasters)
         await drop_schema(db, SCRATCH_SCHEMA)
-        await create_copy(db, replay)
+        await create_copy(db, replays[0])
         try:
-            bar = progress("verify", await replay.remaining())
-            await replay.run(bar)
+            bar = progress("verify", await remaining(replays))
+            await replay_side_by_side(replays, bar, processes=processes)
             async with db.transaction("verify_compare") as conn:
                 await conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
-                live = await load_checkpoint(conn, LIVE_CHECKPOINT)  # the snapshot starts here
-                await replay.catch_up_on(conn, bar)
-                if replay.checkpoint != live:
-                    raise RuntimeError(f"the scratch copy is at {replay.checkpoint}, the live"
-                                       f" checkpoint at {live}")
+                live = await bound.read(conn)  # the snapshot starts here
+                await catch_up_exactly(conn, replays, live, bar)
                 bar.finish()
-                report = VerifyReport(live, bar.done, 0.0)
+                report = VerifyReport(max(live), bar.done, 0.0, live)
                 for table in TABLES:
                     await _compare(conn, table, report, shown_per_table)
         finally:
@@ -160,14 +166,17 @@ def print_report(report: VerifyReport) -> None:
     rows = ", ".join(f"{table} {n:,} rows" for table, n in report.rows.items())
     verdict = ("identical" if report.identical else
                f"DIFFERENT ({sum(report.different_rows.values()):,} rows)")
-    print(f"verify: live read tables vs a rebuild from {report.events:,} events at checkpoint"
-          f" {report.checkpoint} ({rows}): {verdict}", flush=True)
+    place = (f"checkpoint {report.checkpoint}" if len(report.checkpoints) <= 1 else
+             f"the checkpoints of {len(report.checkpoints)} partitions"
+             f" ({min(report.checkpoints)} to {max(report.checkpoints)})")
+    print(f"verify: live read tables vs a rebuild from {report.events:,} events at {place}"
+          f" ({rows}): {verdict}", flush=True)
 
 
 def run_verify(settings: Settings, args: argparse.Namespace) -> int:
     async def verify(db: Database) -> int:
-        report = await verify_read_model(db)
+        report = await verify_read_model(db, workers=args.workers)
         print_report(report)
         return EXIT_OK if report.identical else EXIT_FINDINGS
 
-    return run_with_pool(settings, "verify", verify)
+    return run_with_pool(settings, "verify", verify, args.workers)

@@ -26,6 +26,18 @@ from services.cli_support import (
 from services.settings import InvalidSettings, Settings, load_settings
 
 MIGRATE_WAIT_INTERVAL = 2.0  # seconds between two checks of `talk migrate --check --wait`
+MAX_REPLAY_WORKERS = 64
+
+
+def _workers(text: str) -> int:
+    """``--workers K`` of ``talk projections``: 1 to :data:`MAX_REPLAY_WORKERS`."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if not 1 <= value <= MAX_REPLAY_WORKERS:
+        raise argparse.ArgumentTypeError(f"a whole number from 1 to {MAX_REPLAY_WORKERS}")
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -79,12 +91,17 @@ def build_parser() -> argparse.ArgumentParser:
         "Rebuild the read tables from the history, or compare them with a rebuild. Progress "
         "goes to stderr."))
     psub = projections.add_subparsers(dest="action", required=True, metavar="ACTION")
-    add_command(psub, "rebuild", "rebuild the read tables from the history, without downtime", (
+    rebuild = add_command(psub, "rebuild", "rebuild the read tables from the history, without downtime", (
         "Project the whole history into a new copy of the read tables beside the live one "
-        "and switch the query API to it in one transaction."))
-    add_command(psub, "verify", "compare the read tables with a rebuild from the history", (
+        "and switch the query API to it in one transaction. With TALK_PROJECTOR_PARTITIONS "
+        "changed, it lays the projector's checkpoints out anew (every projector stopped)."))
+    verify = add_command(psub, "verify", "compare the read tables with a rebuild from the history", (
         "Rebuild into a scratch schema and compare it row by row with the live read tables; "
         "exit 1 if they differ."))
+    for command in (rebuild, verify):
+        command.add_argument("--workers", type=_workers, default=1, metavar="K",
+                             help="replay K slices of the talks side by side, each in a "
+                                  "process of its own (default 1)")
 
     events = add_command(sub, "events", "export, inspect and verify the event history", (
         "The event history for auditors. Output goes to stdout; progress and summaries to "

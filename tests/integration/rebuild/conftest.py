@@ -71,6 +71,34 @@ class Live:
             row = await cur.fetchone()
             return Checkpoint(row["tx"], row["last_pos"])
 
+    async def checkpoints(self) -> list[tuple[int, int, Checkpoint]]:
+        """The live checkpoint rows: (partition, partitions, place)."""
+        rows = await self.fetch(
+            "SELECT partition, partitions, last_tx::text::bigint AS tx, last_pos"
+            " FROM projector_checkpoints WHERE name = 'read_model' ORDER BY partition")
+        return [(r["partition"], r["partitions"], Checkpoint(r["tx"], r["last_pos"]))
+                for r in rows]
+
+    async def partitions_projected(self, partitions: int, which: list[int],
+                                   timeout: float = 60.0) -> None:
+        """Wait until each partition in ``which`` has applied its last stored event."""
+        async def reached() -> bool:
+            rows = await self.fetch(
+                "SELECT c.partition FROM projector_checkpoints c"
+                " WHERE c.name = 'read_model' AND c.partition = ANY(%s) AND EXISTS"
+                " (SELECT 1 FROM events e WHERE talk_partition(e.data->>'chat_id', %s)"
+                "   = c.partition AND (e.tx_id, e.position) > (c.last_tx, c.last_pos))",
+                (which, partitions))
+            return not rows
+
+        await wait_until(reached, timeout=timeout, what=f"partitions {which} projected")
+
+    async def read_tables(self) -> dict[str, list]:
+        """Every row of the read tables, in id order."""
+        return {table: [r["row"] for r in await self.fetch(
+                    f"SELECT to_jsonb(t) AS row FROM {table} t ORDER BY id")]
+                for table in ("rm_chats", "rm_participants", "rm_messages")}
+
     async def projected_to_head(self, timeout: float = 60.0) -> None:
         head = await self.head()
 
@@ -85,9 +113,11 @@ class Live:
             cur = await conn.execute(sql, params)
             return await cur.fetchall() if cur.description else []
 
-    async def talk_cli(self, *args: str) -> tuple[int, str]:
-        """Run ``talk ARGS`` against this database; its exit code and its output."""
-        env = {**os.environ, "TALK_DATABASE_URL": self.url, "TALK_LOG_LEVEL": "WARNING"}
+    async def talk_cli(self, *args: str, **settings: str) -> tuple[int, str]:
+        """Run ``talk ARGS`` against this database (``settings``: more ``TALK_*``, without the
+        prefix); its exit code and its output."""
+        env = {**os.environ, "TALK_DATABASE_URL": self.url, "TALK_LOG_LEVEL": "WARNING",
+               **{f"TALK_{k.upper()}": v for k, v in settings.items()}}
         proc = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "services.cli", *args, env=env,
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
