@@ -4,8 +4,9 @@ page's rows only, the viewer's fields (query_api/viewer.py) and the newest messa
 
 The page is a subquery with its ``LIMIT``, so the counts and the newest message are read for
 the rows of the page and never for the agent's other talks. Each row is the talk's key
-(``id``, ``page_key``: what the next page token names) and its resource as one JSON object
-(``talk_fields`` is ``chat_resource`` in SQL; the two must say the same).
+(``id``, ``page_key``: what the next page token names) and then the values of its resource,
+as the API writes them, in the resource's order (``talk_columns`` is ``chat_resource`` in
+SQL; the two must say the same).
 """
 
 from __future__ import annotations
@@ -16,29 +17,31 @@ from uuid import UUID
 from psycopg.rows import tuple_row
 
 from query_api.pagination import Cursor
-from query_api.viewer import api_ts, json_object, viewer_fields
+from query_api.viewer import VIEWER_WIDTH, api_ts, viewer_columns, viewer_fields
 from services.db import Database
 
 ACTIVITY = "coalesce(c.tm_last_message, c.tm_create)"  # the key of rm_chats_by_activity
 
-
-def talk_fields(c: str) -> list[tuple[str, str]]:
-    """SQL: ``chat_resource`` of the ``rm_chats`` row ``c`` (for viewer.json_object)."""
-    return [("id", f"{c}.id"), ("customer_id", f"{c}.customer_id"), ("type", f"{c}.type"),
-            ("name", f"{c}.name"), ("detail", f"{c}.detail"),
-            ("member_count", f"{c}.member_count"),
-            ("status", f"coalesce(nullif({c}.status, ''), 'active')"),
-            ("tm_create", api_ts(f"{c}.tm_create")), ("tm_update", api_ts(f"{c}.tm_update")),
-            ("tm_delete", api_ts(f"{c}.tm_delete"))]
+# chat_resource's fields, in its order.
+TALK_FIELDS = ("id", "customer_id", "type", "name", "detail", "member_count", "status",
+               "tm_create", "tm_update", "tm_delete")
 
 
-_TALK = json_object([*talk_fields("page"), *viewer_fields("page", "page", "lm"),
-                     ("tm_last_message", api_ts("page.tm_last_message"))])
+def talk_columns(c: str) -> list[str]:
+    """SQL: the values of ``chat_resource`` of the ``rm_chats`` row ``c``, in the order of
+    :data:`TALK_FIELDS`."""
+    return [f"{c}.id::text", f"{c}.customer_id::text", f"{c}.type", f"{c}.name", f"{c}.detail",
+            f"{c}.member_count", f"coalesce(nullif({c}.status, ''), 'active')",
+            api_ts(f"{c}.tm_create"), api_ts(f"{c}.tm_update"), api_ts(f"{c}.tm_delete")]
+
+
+_KEY = 2  # id, page_key
+_VIEWER = _KEY + len(TALK_FIELDS)
+_TM_LAST_MESSAGE = _VIEWER + VIEWER_WIDTH
 
 
 class TalkPage:
-    """The rows of one page (``LIMIT page_size + 1``, as pagination.page_envelope wants):
-    ``(id, page_key, resource)``."""
+    """The rows of one page (``LIMIT page_size + 1``, as pagination.page_envelope wants)."""
 
     def __init__(self, rows: list[tuple[Any, ...]]) -> None:
         self.rows = rows
@@ -49,7 +52,13 @@ class TalkPage:
 
     def resources(self, limit: int) -> list[dict[str, Any]]:
         """The Talk resources, with the viewer's fields, of the first ``limit`` rows."""
-        return [row[2] for row in self.rows[:limit]]
+        out = []
+        for row in self.rows[:limit]:
+            resource = dict(zip(TALK_FIELDS, row[_KEY:_VIEWER], strict=True))
+            resource.update(viewer_fields(row[_VIEWER:_TM_LAST_MESSAGE]))
+            resource["tm_last_message"] = row[_TM_LAST_MESSAGE]
+            out.append(resource)
+        return out
 
 
 async def seen_talks_of_agent(db: Database, customer_id: UUID, agent_id: UUID,
@@ -73,7 +82,10 @@ async def seen_talks_of_agent(db: Database, customer_id: UUID, agent_id: UUID,
         params += [cursor.tm_create, cursor.id]
     page += f" ORDER BY {key} DESC, c.id DESC LIMIT %s"
     params.append(limit)
-    sql = (f"SELECT page.id, page.page_key, {_TALK} FROM ({page}) page"
+    columns = ", ".join(["page.id", "page.page_key", *talk_columns("page"),
+                         viewer_columns("page", "page", "lm"),
+                         api_ts("page.tm_last_message")])
+    sql = (f"SELECT {columns} FROM ({page}) page"
            " LEFT JOIN rm_messages lm ON lm.id = page.last_message_id"
            " ORDER BY page.page_key DESC, page.id DESC")
     async with db.statement("list_chats") as conn:

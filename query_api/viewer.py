@@ -7,17 +7,19 @@ moves it), so they never count. Mentions are counted among the live messages aft
 that name the agent. Both subqueries walk partial indexes over the deleted and the mentioning
 messages after the marker only: what a talk costs here does not grow with its size.
 
-The fields are read in the statement that reads the talks (:func:`viewer_fields`), so a page
-of talks is one round trip (query_api/talk_list.py). They come as one JSON object per talk
-(``json_build_object``, keys in the resource's order, ids as text, timestamps in the API's
-format: :func:`api_ts`), which orjson turns into the resource's dict in one call: Python
-makes no UUID, datetime or dict field by field only to print them again (most of a page's
-CPU before). :func:`message_json` is ``message_resource`` (query_api/resources.py) in SQL;
-the two must say the same.
+The fields are columns of the statement that reads the talks (:func:`viewer_columns`), so a
+page of talks is one round trip (query_api/talk_list.py). The columns come as the API writes
+them (ids as text, timestamps in the API's format: :func:`api_ts`) in the order of the
+resource's fields, so a resource is a ``zip`` of names and values: Python makes no UUID or
+datetime only to print it again (most of a page's CPU before). ``message_columns`` is
+``message_resource`` (query_api/resources.py) in SQL; the two must say the same. (Each talk
+as one ``json_build_object`` instead cost Postgres ~0.35 ms more per page of 50 for ~0.05 ms
+less in the query API: bench.api's talks part, and bench/RESULTS.md.)
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 from uuid import UUID
 
@@ -26,6 +28,11 @@ from psycopg.rows import tuple_row
 from services.db import Database
 from services.timefmt import format_ts
 
+# message_resource's fields, in its order.
+MESSAGE_FIELDS = ("id", "customer_id", "owner_type", "owner_id", "chat_id", "parent_id", "type",
+                  "text", "medias", "metadata", "mentions", "reply_count", "tm_last_reply",
+                  "tm_create", "tm_update", "tm_delete")
+
 
 def api_ts(expr: str) -> str:
     """SQL: the timestamptz ``expr`` as services.timefmt.format_ts writes it (UTC
@@ -33,46 +40,47 @@ def api_ts(expr: str) -> str:
     return f"coalesce(to_char({expr} AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US'), '')"
 
 
-def json_object(fields: list[tuple[str, str]]) -> str:
-    """SQL: a JSON object of ``(name, expression)`` pairs, keys in that order."""
-    return "json_build_object(" + ", ".join(f"'{name}', {expr}" for name, expr in fields) + ")"
+def message_columns(m: str) -> list[str]:
+    """SQL: the values of ``message_resource`` of the ``rm_messages`` row ``m``, in the order
+    of :data:`MESSAGE_FIELDS` (the first is NULL when there is no such row)."""
+    return [f"{m}.id::text", f"{m}.customer_id::text", f"{m}.owner_type", f"{m}.owner_id::text",
+            f"{m}.chat_id::text", f"coalesce({m}.parent_id::text, '')", f"{m}.type",
+            f"{m}.text", f"{m}.medias", f"jsonb_build_object('reactions', {m}.reactions)",
+            f"coalesce({m}.mentions, '[]'::jsonb)", f"coalesce({m}.reply_count, 0)",
+            api_ts(f"{m}.tm_last_reply"), api_ts(f"{m}.tm_create"), api_ts(f"{m}.tm_update"),
+            api_ts(f"{m}.tm_delete")]
 
 
-def message_json(m: str) -> str:
-    """SQL: ``message_resource`` of the ``rm_messages`` row ``m`` (NULL without one)."""
-    return f"CASE WHEN {m}.id IS NULL THEN NULL ELSE " + json_object([
-        ("id", f"{m}.id"), ("customer_id", f"{m}.customer_id"),
-        ("owner_type", f"{m}.owner_type"), ("owner_id", f"{m}.owner_id"),
-        ("chat_id", f"{m}.chat_id"), ("parent_id", f"coalesce({m}.parent_id::text, '')"),
-        ("type", f"{m}.type"), ("text", f"{m}.text"), ("medias", f"{m}.medias"),
-        ("metadata", f"json_build_object('reactions', {m}.reactions)"),
-        ("mentions", f"coalesce({m}.mentions, '[]'::jsonb)"),
-        ("reply_count", f"coalesce({m}.reply_count, 0)"),
-        ("tm_last_reply", api_ts(f"{m}.tm_last_reply")), ("tm_create", api_ts(f"{m}.tm_create")),
-        ("tm_update", api_ts(f"{m}.tm_update")), ("tm_delete", api_ts(f"{m}.tm_delete")),
-    ]) + " END"
-
-
-def viewer_fields(chat: str, participant: str, last: str) -> list[tuple[str, str]]:
-    """SQL: ``unread_count``, ``mention_count`` and ``last_message`` (for
-    :func:`json_object`) over the relations named ``chat`` (its ``id``, ``normal_count``),
-    ``participant`` (the agent's row: ``read_n``, ``owner_id``; NULLs when it has none: no
-    counts) and ``last`` (the newest message, joined ``LEFT``)."""
+def viewer_columns(chat: str, participant: str, last: str) -> str:
+    """SQL: the select list of the viewer's fields (:func:`viewer_fields` reads them), over
+    the relations named ``chat`` (its ``id``, ``normal_count``), ``participant`` (the agent's
+    row: ``read_n``, ``owner_id``; NULLs when it has none: no counts) and ``last`` (the
+    newest message, joined ``LEFT``)."""
     c, p = chat, participant
-    return [
-        ("unread_count", f"""greatest(0, {c}.normal_count - {p}.read_n - (
+    return ", ".join([
+        f"""greatest(0, {c}.normal_count - {p}.read_n - (
              SELECT count(*) FROM rm_messages d
               WHERE d.chat_id = {c}.id AND d.tm_delete IS NOT NULL AND d.type = 'normal'
-                AND d.n > {p}.read_n))"""),
-        ("mention_count", f"""(SELECT count(*) FROM rm_messages m
+                AND d.n > {p}.read_n))""",
+        f"""(SELECT count(*) FROM rm_messages m
               WHERE m.chat_id = {c}.id AND m.mentions <> '[]'::jsonb AND m.tm_delete IS NULL
-                AND m.n > {p}.read_n AND m.mentions @> jsonb_build_array({p}.owner_id::text))"""),
-        ("last_message", message_json(last)),
-    ]
+                AND m.n > {p}.read_n AND m.mentions @> jsonb_build_array({p}.owner_id::text))""",
+        *message_columns(last)])
+
+
+VIEWER_WIDTH = 2 + len(MESSAGE_FIELDS)  # the values viewer_columns selects
+
+
+def viewer_fields(values: Sequence[Any]) -> dict[str, Any]:
+    """``unread_count``, ``mention_count`` and ``last_message`` from the values selected by
+    :func:`viewer_columns`."""
+    return {"unread_count": values[0], "mention_count": values[1],
+            "last_message": None if values[2] is None else dict(zip(MESSAGE_FIELDS, values[2:],
+                                                                    strict=True))}
 
 
 _VIEW = f"""
-SELECT {json_object(viewer_fields("c", "p", "lm"))}
+SELECT {viewer_columns("c", "p", "lm")}
   FROM unnest(%s::uuid[], %s::uuid[]) WITH ORDINALITY AS v(chat_id, last_message_id, i)
   LEFT JOIN rm_chats c ON c.id = v.chat_id
   LEFT JOIN rm_participants p ON p.chat_id = v.chat_id AND p.owner_id = %s
@@ -93,5 +101,6 @@ async def with_viewer(db: Database, agent_id: UUID, chats: list[dict[str, Any]],
         cur = conn.cursor(row_factory=tuple_row)
         await cur.execute(_VIEW, (ids, last_ids, agent_id))
         seen = await cur.fetchall()
-    return [{**resource, **fields, "tm_last_message": format_ts(row.get("tm_last_message"))}
-            for row, resource, (fields,) in zip(chats, resources, seen, strict=True)]
+    return [{**resource, **viewer_fields(values),
+             "tm_last_message": format_ts(row.get("tm_last_message"))}
+            for row, resource, values in zip(chats, resources, seen, strict=True)]
