@@ -3,8 +3,8 @@ side with a bare aiohttp endpoint (the ceiling of this stack), plus the two scal
 
     python -m bench.api [--concurrency 16] [--seconds 5] [--warmup 1] [--rounds 3]
                         [--history 100000] [--large 1000000] [--small 10000]
-                        [--parts throughput,history,table[,listing,loops]] [--pool 10]
-                        [--log-level INFO]
+                        [--parts throughput,history,table[,listing,loops,talks]]
+                        [--before REV] [--pool 10] [--log-level INFO]
                         [--admin-url postgresql://postgres@127.0.0.1:5432/postgres] [--keep]
 
 Everything runs against the local PostgreSQL in databases of its own, created here and
@@ -50,6 +50,16 @@ Parts:
 ``loops``       (not in the defaults) the event loop (``TALK_EVENT_LOOP``): ``talk query-api``
                 and ``talk command-api`` each run twice, on asyncio's loop and on uvloop,
                 side by side: a page of 50 listed, and posts (``talk up`` paused as above).
+``talks``       (not in the defaults) ``GET talk_chats?page_size=50``, the agent's talks with
+                its unread and mention counts and each talk's newest message, through ``talk
+                query-api`` (this tree, alone: no projector in the process) vs the ceiling's
+                one select of the same page of talks (``GET /talks``: the keyset page, no
+                viewer's fields). The agent is in ``PAGE + 10`` talks, each with two
+                messages of a colleague, one mentioning it (so every talk has counts and a
+                newest message). ``--before REV``: a third cell, ``talk query-api`` run from
+                the tree of that git revision of this repository (``git archive`` into a
+                temporary folder; same database, same loop), for a before/after pair
+                measured side by side in the same run.
 
 Targets (printed beside the figures; nothing is asserted): posting >= 60% of the ceiling's
 rate; history ratio (mean latency, large history / fresh) <= 1.2; large-table list p99
@@ -120,6 +130,9 @@ CEILING_INSERT = ("INSERT INTO bench_ceiling_messages (id, chat_id, data, metada
                   " VALUES (%s, %s, %s, %s) RETURNING position, recorded_at")
 CEILING_SELECT = ("SELECT id, chat_id, owner_id, text, tm_create FROM rm_messages"
                   " WHERE chat_id = %s ORDER BY tm_create DESC, id DESC LIMIT %s")
+CEILING_TALKS = ("SELECT c.* FROM rm_participants p JOIN rm_chats c ON c.id = p.chat_id"
+                 " WHERE p.owner_id = %s AND p.customer_id = %s AND c.customer_id = %s"
+                 " AND c.tm_delete IS NULL ORDER BY c.tm_create DESC, c.id DESC LIMIT %s")
 
 
 def ceiling_app(url: str, pool_size: int) -> web.Application:
@@ -156,6 +169,17 @@ def ceiling_app(url: str, pool_size: int) -> web.Application:
         return web.Response(body=orjson.dumps({"result": result, "next_page_token": ""}),
                             content_type="application/json")
 
+    async def talks(request: web.Request) -> web.Response:
+        customer, agent = UUID(request.query["customer_id"]), UUID(request.query["agent_id"])
+        async with pool.connection() as conn:
+            cur = await conn.execute(CEILING_TALKS, (agent, customer, customer,
+                                                     int(request.query["page_size"]) + 1))
+            rows = await cur.fetchall()
+            names = [c.name for c in cur.description]
+        result = [dict(zip(names, r, strict=True)) for r in rows]
+        return web.Response(body=orjson.dumps({"result": result, "next_page_token": ""}),
+                            content_type="application/json")
+
     async def readyz(request: web.Request) -> web.Response:
         return web.json_response({"status": "ok"})
 
@@ -163,6 +187,7 @@ def ceiling_app(url: str, pool_size: int) -> web.Application:
     app.cleanup_ctx.append(lifecycle)
     app.router.add_post("/messages", post)
     app.router.add_get("/messages", list_)
+    app.router.add_get("/talks", talks)
     app.router.add_get("/readyz", readyz)
     return app
 
@@ -185,10 +210,11 @@ class Server:
     """A child process serving HTTP on ``base``; its output goes to a log file."""
 
     def __init__(self, name: str, args: list[str], env: dict[str, str], log: Path,
-                 port: int) -> None:
+                 port: int, cwd: Path = ROOT) -> None:
+        """``cwd``: the tree whose modules ``python -m`` runs (default: this one)."""
         self.name, self.log, self.base = name, log, f"http://127.0.0.1:{port}"
         with log.open("w") as out:
-            self.proc = subprocess.Popen([sys.executable, *args], cwd=ROOT, env=env,
+            self.proc = subprocess.Popen([sys.executable, *args], cwd=cwd, env=env,
                                          stdin=subprocess.DEVNULL, stdout=out,
                                          stderr=subprocess.STDOUT)
 
@@ -399,6 +425,11 @@ class TalkClient:
             await expect_ok(resp)
             self.position = max(self.position, int(resp.headers["X-Talk-Position"]))
 
+    async def list_talks(self) -> None:
+        async with self.session.get(f"{self.base}{CHATS}", params={"page_size": str(PAGE)},
+                                    headers=self.headers) as resp:
+            await expect_ok(resp)
+
     async def list_page(self, chat_id: str, token: str = "") -> None:
         params = {"chat_id": chat_id, "page_size": str(PAGE)}
         if token:
@@ -544,6 +575,39 @@ async def part_listing(b: Bench, ceiling: Server) -> None:
         lambda: b.cell("GET page talk", talk_list, b.talk_pid, b.backends),
         lambda: b.cell("GET page ceiling", ceiling_list, ceiling.proc.pid, b.backends),
     ])
+
+
+async def part_talks(b: Bench, ceiling: Server, colleague: tuple[UUID, TalkClient],
+                     customer: UUID, agent: UUID, servers: dict[str, Server]) -> None:
+    """``colleague``: another agent of the customer and a client calling as it;
+    ``servers``: ``talk query-api`` by label (``after``, and ``before`` with --before)."""
+    colleague_agent, colleague_client = colleague
+    for _ in range(PAGE + 10):
+        chat = (await b.main.post(CHATS, {"type": "group", "name": "bench", "participants": [
+            {"owner_type": "agent", "owner_id": str(colleague_agent)}]}))["id"]
+        for text in (TEXT, f"<@{agent}> {TEXT}"):
+            await colleague_client.post(MESSAGES, {"chat_id": chat, "type": "normal",
+                                                   "text": text})
+    await b.main.wait_projected(chat, max(b.main.position, colleague_client.position))
+    b.notes.append(f"talks: the agent is in {PAGE + 10} talks, each with 2 messages of a "
+                   "colleague (1 mentioning it); a page of talks has unread 2, mention 1 "
+                   "and a newest message on every talk")
+    params = {"customer_id": str(customer), "agent_id": str(agent), "page_size": str(PAGE)}
+
+    async def ceiling_list(i: int, n: int) -> None:
+        async with b.session.get(f"{ceiling.base}/talks", params=params) as resp:
+            await expect_ok(resp)
+
+    cells = [lambda: b.cell("GET talks ceiling", ceiling_list, ceiling.proc.pid, b.backends)]
+    for label, server in servers.items():
+        reader = TalkClient(b.session, server.base, b.main.token)
+
+        async def get(i: int, n: int, reader: TalkClient = reader) -> None:
+            await reader.list_talks()
+
+        cells.append(lambda key=f"GET talks {label}", get=get, pid=server.proc.pid:
+                     b.cell(key, get, pid, b.backends))
+    await b.rounds(cells)
 
 
 async def part_loops(b: Bench, servers: dict[tuple[str, str], Server]) -> None:
@@ -767,6 +831,25 @@ def report(b: Bench) -> str:
                        f"server CPU per request {other.per_request_ms('app_cpu'):.2f} vs "
                        f"{base.per_request_ms('app_cpu'):.2f} ms")
         out.append("")
+    if "GET talks after" in r:
+        out += ["### a page of talks", HEADER]
+        ceiling_cpu = r["GET talks ceiling"].per_request_ms("app_cpu")
+        labels = ["before", "after"] if "GET talks before" in r else ["after"]
+        names = {"before": f"talk query-api at {a.before}", "after": "talk query-api (this tree)"}
+        out += [row(f"GET talk_chats?page_size={PAGE}, {names[k]}", r[f"GET talks {k}"])
+                for k in labels]
+        out += [row(f"GET ceiling (one SELECT of the talks ... LIMIT {PAGE + 1})",
+                    r["GET talks ceiling"]), ""]
+        for k in labels:
+            cpu = r[f"GET talks {k}"].per_request_ms("app_cpu")
+            out.append(f"- {names[k]}: server CPU per page {cpu:.2f} ms (target <= "
+                       f"{TARGET_PAGE_CPU_MS}: {verdict(cpu <= TARGET_PAGE_CPU_MS)}), "
+                       f"{cpu / ceiling_cpu:.1f}x the ceiling's; rate / ceiling "
+                       f"{r[f'GET talks {k}'].rate / r['GET talks ceiling'].rate:.2f}")
+        if len(labels) == 2:
+            before, after = (r[f"GET talks {k}"].per_request_ms("app_cpu") for k in labels)
+            out.append(f"- after / before: server CPU per page {after / before:.2f}")
+        out.append("")
     big_key = f"POST into {a.history:,}-msg talk"
     if big_key in r:
         big, fresh = r[big_key], r["POST into fresh talk"]
@@ -809,6 +892,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--large", type=int, default=1_000_000, help="rows of the large read table")
     p.add_argument("--small", type=int, default=10_000, help="rows of the small read table")
     p.add_argument("--parts", default="throughput,history,table")
+    p.add_argument("--before", metavar="REV",
+                   help="talks: also list through talk query-api run from this git revision")
     p.add_argument("--pool", type=int, default=10,
                    help="Postgres pool size of talk up (TALK_DB_POOL_MAX_SIZE) and the ceiling")
     p.add_argument("--log-level", default="INFO", help="TALK_LOG_LEVEL of talk up")
@@ -819,7 +904,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args = p.parse_args(argv)
     args.parts = [x.strip() for x in args.parts.split(",") if x.strip()]
     for part in args.parts:
-        if part not in ("throughput", "history", "table", "listing", "loops"):
+        if part not in ("throughput", "history", "table", "listing", "loops", "talks"):
             p.error(f"unknown part {part!r}")
     if min(args.concurrency, args.rounds, args.history, args.small, args.large) < 1:
         p.error("counts must be positive")
@@ -856,16 +941,29 @@ class Setup:
     def command_api(self, db: str, loop: str = "asyncio") -> Server:
         return self.service("command-api", db, loop)
 
-    def service(self, kind: str, db: str, loop: str) -> Server:
-        """``talk command-api`` or ``talk query-api`` on the event loop ``loop``."""
+    def service(self, kind: str, db: str, loop: str, tree: Path = ROOT,
+                label: str = "") -> Server:
+        """``talk command-api`` or ``talk query-api`` on the event loop ``loop``, run from
+        ``tree`` (default: this one)."""
         port = free_port()
         env = talk_env(self.urls[db], self.secret, self.args.pool, self.args.log_level)
         env.update(TALK_HOST="127.0.0.1", TALK_EVENT_LOOP=loop,
                    **{f"TALK_{kind.replace('-', '_').upper()}_PORT": str(port)})
-        server = Server(f"talk {kind} ({db}, {loop})", ["-m", "services.cli", kind], env,
-                        self.logs / f"{kind}-{db}-{loop}.log", port)
+        name = f"{kind}-{db}-{loop}{'-' + label if label else ''}"
+        server = Server(f"talk {kind} ({db}, {loop}{', ' + label if label else ''})",
+                        ["-m", "services.cli", kind], env, self.logs / f"{name}.log", port,
+                        cwd=tree)
         self.servers.append(server)
         return server
+
+    def tree_of(self, rev: str) -> Path:
+        """This repository's files at git revision ``rev``, in a folder of the run's logs."""
+        tree = self.logs / f"tree-{rev}"
+        tree.mkdir()
+        archive = subprocess.run(["git", "-C", str(ROOT), "archive", "--format=tar", rev],
+                                 check=True, capture_output=True).stdout
+        subprocess.run(["tar", "-x", "-C", str(tree)], input=archive, check=True)
+        return tree
 
     def ceiling(self) -> Server:
         port = free_port()
@@ -882,6 +980,8 @@ class Setup:
 
 
 async def run(args: argparse.Namespace) -> str:
+    from services.auth import mint_token
+
     setup = Setup(args)
     started = time.perf_counter()
     for name in setup.names.values():
@@ -903,6 +1003,20 @@ async def run(args: argparse.Namespace) -> str:
                 await part_history(b, setup.customer, setup.agent, setup.urls["main"])
             if "listing" in args.parts:
                 await part_listing(b, ceiling)
+            if "talks" in args.parts:
+                readers = {"after": setup.service("query-api", "main", "uvloop", label="after")}
+                if args.before:
+                    readers["before"] = setup.service("query-api", "main", "uvloop",
+                                                      setup.tree_of(args.before),
+                                                      label=f"before {args.before}")
+                for server in readers.values():
+                    await server.wait_ready(session)
+                colleague = uuid4()
+                colleague_client = TalkClient(session, talk.base, mint_token(
+                    setup.secret, setup.customer, colleague, ttl=24 * 3600))
+                await part_talks(b, ceiling, (colleague, colleague_client), setup.customer,
+                                 setup.agent, readers)
+                setup.stop(*readers.values())
             if "loops" in args.parts:
                 servers = {(kind, loop): setup.service(kind, "main", loop)
                            for kind in ("query-api", "command-api") for loop in LOOPS}
