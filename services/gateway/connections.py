@@ -127,10 +127,12 @@ class Connection:
             while pending and not self.closing:
                 frame = pending.popleft()
                 self._pending_bytes -= len(frame)
-                await self.ws.send_frame(frame, WSMsgType.TEXT)
-                sent += 1
+                # Room as soon as the level drops, not once the write returns: the write
+                # may wait for the transport to drain while the replay could fill up.
                 if self._room is not None and self._pending_bytes <= self.limit // 2:
                     self._room.set()
+                await self.ws.send_frame(frame, WSMsgType.TEXT)
+                sent += 1
         except (ConnectionError, RuntimeError):  # the peer went away; the handler cleans up
             self._stop_sending()
         finally:

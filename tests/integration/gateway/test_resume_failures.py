@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import socket
 from urllib.parse import urlsplit
 from uuid import uuid4
 
@@ -22,6 +23,7 @@ from tests.support import TEST_SECRET, wait_until
 
 BIG = 16_000  # bytes of text per event: a few fill the socket's buffer
 BACKLOG = 400  # events missed: more than the replay's prefetch (256)
+KERNEL_SEND_BUFFER = 65_536  # the gateway's side of the slow socket (the kernel doubles it)
 
 
 class SlowSocket(RawSocket):
@@ -56,16 +58,28 @@ async def _slow_resume(gateway, publisher) -> tuple[SlowSocket, list[dict], str]
     token = await _token_of(gateway, publisher, customer, a)
     missed = [await publisher.publish("message_created", customer, uuid4(), [a],
                                       {"text": "x" * BIG, "n": i}) for i in range(BACKLOG)]
+    await wait_until(lambda: _async(not _sockets_of(gateway, a)), what="the first socket to go")
     slow = await SlowSocket.connect(gateway.base_url, mint_token(TEST_SECRET, customer, a))
+    conn = (await wait_until(lambda: _async(_sockets_of(gateway, a)), what="the slow socket"))[0]
+    # The kernel's send buffer grows up to tcp_wmem's max (4 MiB here, more elsewhere): pinned
+    # small, the backlog is far more than the kernel holds, on any host.
+    conn.transport.get_extra_info("socket").setsockopt(
+        socket.SOL_SOCKET, socket.SO_SNDBUF, KERNEL_SEND_BUFFER)
     slow.send_text({"type": "subscribe", "topics": [f"agent:{a}"], "resume_token": token})
 
-    async def waiting_for_room() -> bool:
-        conns = [c for c in gateway.hub.connections() if c.agent_id == str(a)]
-        return bool(conns) and conns[0].replay is not None \
-            and conns[0]._pending_bytes > conns[0].limit // 2  # noqa: SLF001
+    async def waiting_for_room() -> bool:  # the replay is held back by the full buffer
+        return conn.replay is not None and conn._pending_bytes > conn.limit // 2  # noqa: SLF001
 
-    await wait_until(waiting_for_room, timeout=30, what="the replay to wait for room")
+    await wait_until(waiting_for_room, timeout=15, what="the replay to wait for room")
     return slow, missed, f"agent:{a}"
+
+
+def _sockets_of(gateway, agent) -> list:
+    return [c for c in gateway.hub.connections() if c.agent_id == str(agent)]
+
+
+async def _async(value):
+    return value
 
 
 @pytest.fixture()
