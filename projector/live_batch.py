@@ -30,7 +30,7 @@ from psycopg.rows import dict_row
 from psycopg.types.json import set_json_loads
 
 from events.envelope import StoredEvent
-from projector.read_markers import move_markers
+from projector.read_markers import Move, move_markers
 from projector.read_schema import CHATS, MESSAGES, PARTICIPANTS, Table
 from projector.replay_fold import ChunkRows, Row, Touched, fold, touched
 
@@ -112,7 +112,28 @@ async def write_rows(conn: psycopg.AsyncConnection, rows: ChunkRows, loaded_chat
         await conn.execute(_DELETE_PARTICIPANTS, (_ids(left),))
     await _write(conn, _INSERT_PARTICIPANTS,
                  [row for row in rows.participants.values() if row is not None])
-    await move_markers(conn, rows.moves)
+    await move_markers(conn, furthest_moves(rows.moves, rows.messages))
+
+
+def furthest_moves(moves: list[Move], messages: dict[int, Row | None]) -> list[Move]:
+    """``moves`` without those the marker statement would pass over: of the moves of one
+    (talk, agent) to messages whose place (``seq``) the batch knows (rows it wrote), only the
+    first to the furthest stays; moves to other messages all stay, in order. An agent's
+    posts each move their marker, so most moves go."""
+    best: dict[tuple[int, int], tuple[int, int]] = {}  # (talk, agent) -> (seq, index)
+    unknown: list[int] = []
+    for i, move in enumerate(moves):
+        row = messages.get(move[2].int)
+        if row is None:
+            unknown.append(i)
+            continue
+        key = (move[0].int, move[1].int)
+        kept = best.get(key)
+        if kept is None or row["seq"] > kept[0]:
+            best[key] = (row["seq"], i)
+    if len(best) + len(unknown) == len(moves):
+        return moves
+    return [moves[i] for i in sorted(unknown + [i for _, i in best.values()])]
 
 
 async def _write(conn: psycopg.AsyncConnection, statement: str, rows: list[Row],
