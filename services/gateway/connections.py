@@ -177,6 +177,12 @@ class Connection:
         """Send the close frame and wait for the client's; a client that does not read it
         within :data:`CLOSE_TIMEOUT` has its TCP connection aborted (what is still buffered
         for it, the close frame included, is discarded)."""
+        if self.transport is not None:
+            # However ws.close() ends: cancelling a writer that waits on the transport's drain
+            # cancels aiohttp's shared drain waiter too, and ws.close() then ends at once in
+            # CancelledError after a graceful transport close, which waits for the client to
+            # read everything (forever, for one that reads nothing). A no-op once it is gone.
+            asyncio.get_running_loop().call_later(CLOSE_TIMEOUT, self.transport.abort)
         try:
             await asyncio.wait_for(self.ws.close(code=code, message=message), CLOSE_TIMEOUT)
         except (TimeoutError, ConnectionError, RuntimeError):

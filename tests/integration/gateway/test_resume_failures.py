@@ -1,5 +1,5 @@
 """Resumes when things go wrong: a slow client during a replay (the replay waits for room in
-its buffer), a second resume while one runs (``resume_in_progress``), the replay-slot limit
+its buffer; a shutdown does not wait for it), a second resume while one runs (``resume_in_progress``), the replay-slot limit
 shared fairly, and the broker lost in the middle of a replay (``resync_required``, then
 live)."""
 
@@ -15,6 +15,7 @@ import orjson
 import pytest
 
 from services.auth import mint_token
+from services.gateway.connections import CLOSE_TIMEOUT
 from services.gateway.limits import ReplaySlots
 from tests.integration.gateway.support import event_frame, without_token
 from tests.integration.gateway.test_flow_control import RawSocket
@@ -94,6 +95,16 @@ async def test_a_resume_waits_for_a_slow_clients_buffer_and_loses_nothing(
     assert await slow.json_frame() == {"type": "subscribed", "topics": [topic]}
     got = [without_token(await slow.json_frame()) for _ in missed]
     assert got == [event_frame(m, topic) for m in missed]
+    slow.writer.close()
+
+
+async def test_a_shutdown_does_not_wait_for_a_client_that_reads_nothing(
+        small_buffers, start_gateway, publisher):
+    gateway = await start_gateway(small_buffers)
+    slow, _, _ = await _slow_resume(gateway, publisher)  # its writer waits on the transport
+    # The closing handshake cannot finish: the link is aborted CLOSE_TIMEOUT after it began.
+    await asyncio.wait_for(gateway.stop(), CLOSE_TIMEOUT + 5)
+    assert len(gateway.hub) == 0
     slow.writer.close()
 
 
