@@ -24,8 +24,7 @@ def install_command_api(app: web.Application, settings: Settings) -> None:
     """Add the command routes and their resources to ``app`` (which has a DATABASE ctx)."""
 
     async def ctx(app: web.Application) -> AsyncIterator[None]:
-        notifier = CommitNotifier(settings.require_database_url(),
-                                  partitions=settings.projector_partitions)
+        notifier = CommitNotifier(settings.require_database_url())
         await notifier.start()
         app[EVENT_STORE] = CachedEventStore(
             PostgresEventStore(app[DATABASE], notifier),

@@ -8,9 +8,11 @@ notify lock), and a lone append's wake-up waits for nothing: no spacing between 
 reader busy with a batch folds the wake-ups that arrive meanwhile into one anyway). Readers
 poll as well: a wake-up lost to a dropped connection costs at most one poll interval.
 
-With several projector partitions (``partitions`` > 1) the payload names the partitions of
-the talks written since the last NOTIFY (``"0,3"``), so only their readers read; an empty
-payload wakes every reader (a poke that does not say which talks it wrote).
+The payload names the talks written since the last NOTIFY by their partition hash (7 hex
+digits each, ``talk_hash``), so a partitioned projector wakes only the readers of their
+partitions, whatever its number of partitions (the writer need not know it). An empty
+payload wakes every reader: a poke that does not say which talks it wrote, or more talks
+than ``MAX_NAMED`` since the last NOTIFY.
 """
 
 from __future__ import annotations
@@ -22,21 +24,21 @@ from uuid import UUID
 import psycopg
 import structlog
 
-from projector.partitioning import partition_of
+from projector.partitioning import talk_hash
 from services.retry import Backoff, pause
 from services.tasks import cancel_and_wait
 
 log = structlog.get_logger("talk.events")
 
 CHANNEL = "talk_events"
+MAX_NAMED = 64  # talks named in one payload at most (8 bytes each; the limit is 8,000)
 
 
 class CommitNotifier:
-    def __init__(self, database_url: str, *, partitions: int = 1) -> None:
+    def __init__(self, database_url: str) -> None:
         self._url = database_url
-        self._partitions = partitions
         self._pending = asyncio.Event()
-        self._pending_partitions: set[int] = set()
+        self._pending_talks: set[str] = set()
         self._pending_all = False
         self._task: asyncio.Task | None = None
 
@@ -50,21 +52,21 @@ class CommitNotifier:
     def poke(self, chat_ids: Iterable[UUID] | None = None) -> None:
         """Something committed (to the talks ``chat_ids``; None: unknown): wake the readers
         soon."""
-        if self._partitions > 1:
-            if chat_ids is None:
+        if chat_ids is None:
+            self._pending_all = True
+        elif not self._pending_all:
+            self._pending_talks.update(f"{talk_hash(chat_id):07x}" for chat_id in chat_ids)
+            if len(self._pending_talks) > MAX_NAMED:
                 self._pending_all = True
-            else:
-                self._pending_partitions.update(
-                    partition_of(chat_id, self._partitions) for chat_id in chat_ids)
         self._pending.set()
 
     def _payload(self) -> str:
-        """The partitions to wake since the last NOTIFY ('': all), and forget them."""
-        parts, wake_all = self._pending_partitions, self._pending_all
-        self._pending_partitions, self._pending_all = set(), False
-        if wake_all or not parts:
+        """The talks written since the last NOTIFY ('': wake everyone), and forget them."""
+        talks, wake_all = self._pending_talks, self._pending_all
+        self._pending_talks, self._pending_all = set(), False
+        if wake_all or not talks:
             return ""
-        return ",".join(map(str, sorted(parts)))
+        return ",".join(sorted(talks))
 
     async def _run(self) -> None:
         backoff = Backoff(0.2, 2.0)

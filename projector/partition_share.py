@@ -248,7 +248,8 @@ class PartitionShare:
                     publisher_task = asyncio.create_task(holding.publisher.run(publishing),
                                                          name=f"publisher-{p}")
                 projector._set_active(True)
-                async with Wakeup(listener=events, partition=p, stop=stop) as wakeup:
+                async with Wakeup(listener=events, partition=p, partitions=self.partitions,
+                                  stop=stop) as wakeup:
                     await projector.project(conn, stop, wakeup,
                                             release=lambda: self.should_release(p))
                 if not stop.is_set():

@@ -15,11 +15,16 @@ from uuid import UUID
 MAX_PARTITIONS = 1024
 
 
+def talk_hash(chat_id: UUID | str) -> int:
+    """The 28-bit hash of talk ``chat_id`` its partition is taken from."""
+    return int(md5(str(chat_id).encode()).hexdigest()[:7], 16)
+
+
 def partition_of(chat_id: UUID | str, partitions: int) -> int:
     """The partition of talk ``chat_id`` among ``partitions``."""
     if partitions == 1:
         return 0
-    return int(md5(str(chat_id).encode()).hexdigest()[:7], 16) % partitions
+    return talk_hash(chat_id) % partitions
 
 
 def partition_expression(partitions: int, alias: str = "") -> str:

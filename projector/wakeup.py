@@ -8,9 +8,9 @@ and that publisher ignores the same batch's NOTIFY (``ignore_notifies``) while t
 beside it is the active one (every batch is then committed in this process).
 
 One :class:`Listener` (one LISTEN connection) can wake many :class:`Wakeup` s: the partitions
-of a partitioned projector share one per process. A wake-up for ``partition`` p ignores a
-notification whose payload names other partitions only (events/notifier.py); an empty
-payload wakes every one.
+of a partitioned projector share one per process. A wake-up for ``partition`` p of
+``partitions`` ignores a notification whose payload names only talks of other partitions
+(by their hash, events/notifier.py); an empty payload wakes every one.
 """
 
 from __future__ import annotations
@@ -79,14 +79,17 @@ class Wakeup:
     def __init__(self, database_url: str | None = None, channel: str = CHANNEL, *,
                  stop: asyncio.Event | None = None,
                  ignore_notifies: Callable[[], bool] | None = None,
-                 listener: Listener | None = None, partition: int | None = None) -> None:
+                 listener: Listener | None = None, partition: int | None = None,
+                 partitions: int = 1) -> None:
         if listener is None and database_url is None:
             raise ValueError("a Wakeup needs a database_url or a listener")
         self._own = listener is None
         self._listener = listener or Listener(database_url or "", channel)
         self._stop = stop
         self._ignore = ignore_notifies
-        self._partition = None if partition is None else str(partition)
+        # which partition's talks wake it (None: any notification)
+        self._partition = None if partition is None or partitions == 1 else partition
+        self._partitions = partitions
         self.event = asyncio.Event()
         self._tasks: list[asyncio.Task] = []
 
@@ -114,8 +117,9 @@ class Wakeup:
         self.event.set()
 
     def notified(self, payload: str) -> None:
-        """A notification arrived with ``payload`` (partitions, or '' for all)."""
-        if self._partition is not None and payload and self._partition not in payload.split(","):
+        """A notification arrived with ``payload`` (talk hashes, or '' for all)."""
+        if self._partition is not None and payload and not any(
+                int(h, 16) % self._partitions == self._partition for h in payload.split(",")):
             return
         if self._ignore is None or not self._ignore():
             self.event.set()

@@ -24,8 +24,8 @@ def install_query_api(app: web.Application, settings: Settings) -> None:
     often, since its replay trails them."""
 
     async def ctx(app: web.Application) -> AsyncIterator[None]:
-        app[READ_STORE] = ReadStore(app[READ_DATABASE], settings.projector_partitions)
-        app[PRIMARY_STORE] = ReadStore(app[DATABASE], settings.projector_partitions)
+        app[READ_STORE] = ReadStore(app[READ_DATABASE])
+        app[PRIMARY_STORE] = ReadStore(app[DATABASE])
         watcher = ProjectionWatcher(settings.require_database_url(),
                                     poll=STANDBY_POLL if settings.reads_elsewhere else None)
         await watcher.start()

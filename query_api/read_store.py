@@ -23,14 +23,18 @@ _MEMBERSHIP = (  # params: agent_id, chat_id, customer_id
 _CHAT_AND_MEMBERSHIP = _MEMBERSHIP.replace("SELECT EXISTS", "SELECT c.*, EXISTS", 1)
 
 
-_REACHED = ("SELECT (last_tx, last_pos) >= (%(tx)s::text::xid8, %(pos)s) AS reached"
-            " FROM projector_checkpoints WHERE name = 'read_model' AND partition = 0"
-            " AND partitions = %(n)s")
+_LAYOUT = "(SELECT max(partitions) FROM projector_checkpoints WHERE name = 'read_model')"
 
 
-def _reached_in_partitions(partitions: int) -> str:
+def _reached_sql(partitions: int) -> str:
+    """Whether the projection laid out in ``partitions`` has reached (tx, pos), and the
+    layout it has now (``layout``: when it is not ``partitions``, ask again with it)."""
+    if partitions == 1:
+        return (f"SELECT {_LAYOUT} AS layout, coalesce((SELECT (last_tx, last_pos) >="
+                " (%(tx)s::text::xid8, %(pos)s) FROM projector_checkpoints"
+                " WHERE name = 'read_model' AND partition = 0), false) AS reached")
     return (
-        "SELECT count(*) = %(n)s AND coalesce(bool_and("
+        f"SELECT {_LAYOUT} AS layout, count(*) = %(n)s AND coalesce(bool_and("
         "   (cp.last_tx, cp.last_pos) >= (%(tx)s::text::xid8, %(pos)s)"
         "   OR NOT EXISTS (SELECT 1 FROM events e"
         f"                  WHERE {partition_expression(partitions, 'e')} = cp.partition"
@@ -41,13 +45,11 @@ def _reached_in_partitions(partitions: int) -> str:
 
 
 class ReadStore:
-    """``partitions``: TALK_PROJECTOR_PARTITIONS, how the projection's checkpoints are laid
-    out (a layout other than the setting's is never "reached": the projectors refuse it)."""
-
-    def __init__(self, db: Database, partitions: int = 1) -> None:
+    def __init__(self, db: Database) -> None:
         self.db = db
-        self.partitions = partitions
-        self._reached_sql = _REACHED if partitions == 1 else _reached_in_partitions(partitions)
+        # How the projection's checkpoints are laid out (TALK_PROJECTOR_PARTITIONS), as last
+        # seen: read from the database, so the query API need not be told.
+        self.partitions = 1
 
     async def chat(self, customer_id: UUID, chat_id: UUID) -> Row | None:
         async with self.db.statement("get_chat") as conn:
@@ -140,10 +142,15 @@ class ReadStore:
         (each partition applies its events in that order, so its checkpoint says it: a
         partition is there when its checkpoint is, or when none of its events lies between
         the two — an index lookup on the partition's index)."""
+        params = {"tx": str(target.tx_id), "pos": target.position}
         async with self.db.statement("projection_reached") as conn:
-            cur = await conn.execute(self._reached_sql, {
-                "tx": str(target.tx_id), "pos": target.position, "n": self.partitions})
-            row = await cur.fetchone()
+            for _ in range(2):  # once more if the layout is not the one last seen
+                cur = await conn.execute(_reached_sql(self.partitions),
+                                         {**params, "n": self.partitions})
+                row = await cur.fetchone()
+                if row is None or row["layout"] in (None, self.partitions):
+                    break
+                self.partitions = row["layout"]
             return bool(row and row["reached"])
 
     async def event_at(self, position: int) -> Checkpoint | None:

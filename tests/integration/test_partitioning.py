@@ -79,7 +79,7 @@ async def test_min_position_reached_across_partitions(fresh_database_url, settin
     pool = make_pool(local, min_size=1, max_size=4, name="talk-test-partitions")
     await pool.open()
     db = Database(pool)
-    store, reads = PostgresEventStore(db), ReadStore(db, PARTITIONS)
+    store, reads = PostgresEventStore(db), ReadStore(db)  # it finds the layout itself
     try:
         busy, later = _talk_in(0), _talk_in(3)
         append, md = new_chat_append(later)
