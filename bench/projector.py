@@ -16,14 +16,15 @@ in the same run.
    ``TALK_PROJECTOR_PARTITIONS`` set. The rate counts from the first batch committed (the
    processes' start-up excluded) to the last event, from ``talk_events_projected_total`` on
    their ``/metrics``; CPU seconds of the projector processes and of the Postgres backends
-   come from /proc. More than one partition needs the partitioned projector (the commit
-   "Partitioned projection: ..."); before it a process applies everything (one partition).
+   come from /proc. The processes share the partitions through their locks (with one
+   partition, a second process stands by: its polling is in the CPU figure).
 3. ``projections verify`` (unless ``--no-verify``): the live tables of the last
    configuration against a replay; it must say identical.
 4. ``talk projections rebuild`` in a subprocess: its own figure (replay, indexes and switch)
    and the process's wall time.
 
-The machine is small and shared: what matters is the ratio live / rebuild of the same run.
+The machine is small and shared: what matters is the ratio live / rebuild of the same run,
+and the CPU per event.
 """
 
 from __future__ import annotations
