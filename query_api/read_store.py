@@ -13,7 +13,6 @@ from services.db import Database
 Row = dict[str, Any]
 
 _CHAT = "SELECT * FROM rm_chats WHERE id = %s AND customer_id = %s"
-_ACTIVITY = "coalesce(c.tm_last_message, c.tm_create)"
 _IS_PARTICIPANT = "SELECT 1 FROM rm_participants WHERE chat_id = %s AND owner_id = %s"
 _MEMBERSHIP = (  # params: agent_id, chat_id, customer_id
     "SELECT EXISTS (SELECT 1 FROM rm_participants p"
@@ -67,32 +66,6 @@ class ReadStore:
         async with self.db.statement("is_participant") as conn:
             cur = await conn.execute(_IS_PARTICIPANT, (chat_id, agent_id))
             return await cur.fetchone() is not None
-
-    async def chats_of_agent(self, customer_id: UUID, agent_id: UUID, cursor: Cursor | None,
-                             limit: int, *, status: str | None = None,
-                             order: str = "created") -> list[Row]:
-        """The agent's talks, newest first by ``tm_create`` or, for ``order="activity"``, by
-        ``tm_activity`` (the newest message's ``tm_create``, or the talk's without one: the
-        key of ``rm_chats_by_activity``); each row carries its key as ``page_key``."""
-        key = _ACTIVITY if order == "activity" else "c.tm_create"
-        sql = (
-            f"SELECT c.*, {key} AS page_key"
-            " FROM rm_participants p JOIN rm_chats c ON c.id = p.chat_id"
-            " WHERE p.owner_id = %s AND p.customer_id = %s AND c.customer_id = %s"
-            " AND c.tm_delete IS NULL"
-        )
-        params: list[Any] = [agent_id, customer_id, customer_id]
-        if status is not None:
-            sql += " AND c.status = %s"
-            params.append(status)
-        if cursor:
-            sql += f" AND ({key}, c.id) < (%s, %s)"
-            params += [cursor.tm_create, cursor.id]
-        sql += f" ORDER BY {key} DESC, c.id DESC LIMIT %s"
-        params.append(limit)
-        async with self.db.statement("list_chats") as conn:
-            cur = await conn.execute(sql, params)
-            return await cur.fetchall()
 
     async def participants(self, chat_id: UUID) -> list[Row]:
         async with self.db.statement("list_participants") as conn:
