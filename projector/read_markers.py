@@ -22,8 +22,9 @@ Move = tuple[UUID, UUID, UUID, datetime]  # chat_id, owner_id, message_id, when
 # ``list[UUID]`` parameter one by one in Python, at more than the statement's own cost. A
 # literal array (not a JSON document) lets the planner count the moves: with its default
 # guess (100 rows) it scans the whole participants table instead of probing its index. The
-# talks again, as ``p.chat_id = ANY(...)``: the participants are then found through the
-# index on (chat_id, owner_id) however small the planner believes the table to be.
+# messages again, as ``m.id = ANY(...)``: they are then found through their primary key, not
+# by a scan of the table that the planner may find cheaper than a few hundred probes, and
+# the moves it expects are few, so it probes the participants' (chat_id, owner_id) index.
 _MOVE = (
     "UPDATE {prefix}rm_participants p SET read_seq = x.seq, read_n = x.n,"
     "       last_read_message_id = x.id, tm_read = x.tm"
@@ -31,10 +32,9 @@ _MOVE = (
     "               m.id, u.tm"
     "          FROM unnest(%s::uuid[], %s::uuid[], %s::uuid[], %s::timestamptz[])"
     "               WITH ORDINALITY AS u(chat_id, owner_id, message_id, tm, ord)"
-    "          JOIN {prefix}rm_messages m ON m.id = u.message_id"
+    "          JOIN {prefix}rm_messages m ON m.id = u.message_id AND m.id = ANY(%s::uuid[])"
     "         ORDER BY u.chat_id, u.owner_id, m.seq DESC, u.ord) x"
     " WHERE p.chat_id = x.chat_id AND p.owner_id = x.owner_id AND x.seq > p.read_seq"
-    "   AND p.chat_id = ANY(%s::uuid[])"
 )
 
 
@@ -44,9 +44,9 @@ def move_statement(prefix: str = "") -> str:
 
 
 def move_params(moves: list[Move]) -> tuple[str, str, str, str, str]:
-    chats = _literal(str(m[0]) for m in moves)
-    return (chats, _literal(str(m[1]) for m in moves), _literal(str(m[2]) for m in moves),
-            _literal(m[3].isoformat() for m in moves), chats)
+    messages = _literal(str(m[2]) for m in moves)
+    return (_literal(str(m[0]) for m in moves), _literal(str(m[1]) for m in moves), messages,
+            _literal(m[3].isoformat() for m in moves), messages)
 
 
 def _literal(values: Iterable[str]) -> str:
