@@ -3,7 +3,7 @@ chain verify, each as events/s, next to a bare scan of the events table in the s
 
     python -m bench.replay [--events 1000000] [--talks 10000] [--chunk-size 10000]
                            [--live-sample 20000] [--workers 1,2] [--tasks] [--partitions 1]
-                           [--admin-url URL] [--database-url URL] [--keep]
+                           [--rebuild-only] [--admin-url URL] [--database-url URL] [--keep]
 
 1. Seed ``--events`` events across ``--talks`` talks (``bench.history``: every event type,
    rounds interleaving the talks) through the event store, so stream versions and the hash
@@ -302,6 +302,8 @@ async def run(args: argparse.Namespace) -> list[Step]:
                                     f" switch; load {load()}"))
                 say(f"rebuild: {steps[-1].rate:,.0f} events/s")
 
+            if args.rebuild_only:
+                return await _with_scans(steps, scans, url, args, server)
             say(f"events export (load {load()})")
             with Measure(server) as m:
                 code, lines, err = cli(url, "events", "export", "--format", "ndjson")
@@ -326,10 +328,16 @@ async def run(args: argparse.Namespace) -> list[Step]:
         finally:
             await pool.close()
 
-        say(f"scan again (load {load()})")
-        with Measure(server) as m:
-            rows = await scan(url)
-        scans.append(m.step("scan", rows))
+        return await _with_scans(steps, scans, url, args, server)
+
+
+async def _with_scans(steps: list[Step], scans: list[Step], url: str, args: argparse.Namespace,
+                      server: ServerCpu) -> list[Step]:
+    """The steps, and last the scan: the mean of the one before them and one after."""
+    say(f"scan again (load {load()})")
+    with Measure(server) as m:
+        rows = await scan(url)
+    scans.append(m.step("scan", rows))
     first, last = scans
     async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
         cur = await conn.execute("SELECT count(*) FROM streams WHERE stream_id LIKE 'chat-%%'")
@@ -382,6 +390,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="the worker counts to rebuild with, one rebuild each (default 1,2)")
     p.add_argument("--tasks", action="store_true",
                    help="also rebuild with the most workers as tasks of this process")
+    p.add_argument("--rebuild-only", action="store_true",
+                   help="only the scan and the rebuilds (no export, events or projections verify)")
     p.add_argument("--partitions", type=int, default=1,
                    help="lay the live checkpoints out in this many partitions first")
     p.add_argument("--admin-url", default=os.environ.get(

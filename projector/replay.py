@@ -201,19 +201,20 @@ _RANGE = ("(e.tx_id, e.position) > (%(lo_tx)s::text::xid8, %(lo_pos)s)"
 def _read_statement(slice_: Slice) -> str:
     """The next events in the global order between the lowest checkpoint and the highest
     bound of the slice's groups (``%(scan)s`` of them, on the ``(tx_id, position)`` index),
-    each with whether it is the slice's (:func:`_mine`); the payload only where it is.
+    the payload only of those that are the slice's (:func:`_mine`; NULL for the others: a
+    stored payload never is).
 
     The filter is applied above the scan's LIMIT, not in its WHERE: the planner cannot
     tell how many events an expression like ``talk_partition(...) = w`` keeps, guesses very
     few, and would then read and sort the whole rest of the table for every chunk."""
     mine = _mine(slice_, "s")
     if mine is None:
-        return (f"SELECT {_COLUMNS}, TRUE FROM events e WHERE {_RANGE}"
+        return (f"SELECT {_COLUMNS} FROM events e WHERE {_RANGE}"
                 # the columns, not the bigint outputs: the index's order
                 " ORDER BY e.tx_id, e.position LIMIT %(scan)s")
     return (
         "SELECT s.tx_id::text::bigint, s.position, s.type, s.schema_version,"
-        f" CASE WHEN {mine} THEN s.data::text END, s.metadata->>'customer_id', {mine}"
+        f" CASE WHEN {mine} THEN s.data::text END, s.metadata->>'customer_id'"
         " FROM (SELECT e.tx_id, e.position, e.type, e.schema_version, e.data, e.metadata"
         f"        FROM events e WHERE {_RANGE}"
         "        ORDER BY e.tx_id, e.position LIMIT %(scan)s) s"
@@ -440,8 +441,8 @@ class Replay:
         customers: dict[str, UUID] = {}
         decode = Decoder(self.upcasters)
         events = []
-        for _tx, _pos, type_, schema_version, data, customer, mine in rows:
-            if not mine:
+        for _tx, _pos, type_, schema_version, data, customer in rows:
+            if data is None:  # not the slice's
                 continue
             customer_id = customers.get(customer)
             if customer_id is None:
