@@ -59,11 +59,14 @@ async def read_from_first(amqp_url: str, stream_queue: str, customer: UUID,
 async def assert_stream_holds_each_once_in_order(amqp_url: str, stream_queue: str, url: str,
                                                  customer: UUID) -> dict[str, int]:
     """Every stored event of ``customer`` is in the stream queue, once after dedupe by
-    ``message_id``, nothing else is, and each talk's first copies come in the order of their
+    ``message_id``, nothing else is, and each talk's first copies come in the store's global
+    order, (tx_id, position): not the order of positions alone, since two posts into one
+    talk (each its own message stream) may commit in the other order than they drew their
     positions. Returns how many messages were read and how many were duplicates."""
     stored = await wait_until(lambda: _all_readable(url, customer), timeout=60,
                               what="every event of the customer readable in order")
     position = {str(s.event_id): s.position for s in stored}
+    rank = {s.position: i for i, s in enumerate(stored)}  # the place in the global order
     copies = await read_from_first(amqp_url, stream_queue, customer, set(position))
     assert all(c.message_id == c.body["event_id"] for c in copies), "message_id is not the event id"
     unknown = {c.message_id for c in copies} - set(position)
@@ -78,7 +81,8 @@ async def assert_stream_holds_each_once_in_order(amqp_url: str, stream_queue: st
     for copy in first.values():  # dicts keep insertion order: the stream's order
         by_talk.setdefault(copy.body["chat_id"], []).append(copy.body["position"])
     for chat_id, order in by_talk.items():
-        assert order == sorted(order), f"talk {chat_id}: positions {order} out of order on the stream"
+        assert order == sorted(order, key=rank.__getitem__), (
+            f"talk {chat_id}: positions {order} out of the global order on the stream")
     return {"read": len(copies), "duplicates": len(copies) - len(first), "talks": len(by_talk)}
 
 
