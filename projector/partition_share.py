@@ -28,7 +28,6 @@ from dataclasses import dataclass, field
 import psycopg
 import structlog
 from prometheus_client import Gauge
-from psycopg.rows import dict_row
 
 from projector.checkpoints import LayoutMismatch, ensure_layout
 from projector.outbox import Outbox
@@ -44,6 +43,7 @@ from projector.runner import (
     Projector,
 )
 from projector.wakeup import CHANNEL, Listener, Wakeup
+from services.db import connect_dedicated
 from services.retry import Backoff, pause
 from services.settings import Settings
 from services.tasks import cancel_and_wait
@@ -178,10 +178,7 @@ class PartitionShare:
 
     async def _run_member(self, stop: asyncio.Event, events: Listener,
                           projected: Listener) -> None:
-        async with await psycopg.AsyncConnection.connect(
-                self.url, autocommit=True, row_factory=dict_row,
-                application_name="talk-projector-member",
-                connect_timeout=self.settings.db_connect_timeout) as conn:
+        async with await connect_dedicated(self.settings, "talk-projector-member") as conn:
             await _join(conn)
             await _ensure_partition_index(conn, self.partitions)
             await ensure_layout(conn, LIVE_CHECKPOINT, self.partitions)
@@ -231,10 +228,7 @@ class PartitionShare:
         publishing = asyncio.Event()  # set: the partition's publisher stops
         publisher_task: asyncio.Task | None = None
         try:
-            async with await psycopg.AsyncConnection.connect(
-                    self.url, autocommit=True, row_factory=dict_row,
-                    application_name=f"talk-projector-{p}",
-                    connect_timeout=self.settings.db_connect_timeout) as conn:
+            async with await connect_dedicated(self.settings, f"talk-projector-{p}") as conn:
                 cur = await conn.execute("SELECT pg_try_advisory_lock(%s) AS ok",
                                          (partition_lock_key(self.partitions, p),))
                 if not (await cur.fetchone())["ok"]:

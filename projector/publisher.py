@@ -30,12 +30,12 @@ import psycopg
 import structlog
 from aio_pika.abc import AbstractConnection, AbstractExchange
 from prometheus_client import Counter, Gauge
-from psycopg.rows import dict_row
 
 from projector.ordered_publish import publish_in_order
 from projector.published import CONTENT_TYPE
 from projector.wakeup import Listener, Wakeup
 from services import amqp
+from services.db import connect_dedicated
 from services.leader_lock import acquire_leader_lock
 from services.retry import Backoff, pause
 from services.settings import Settings
@@ -158,10 +158,7 @@ class Publisher:
             self.active.clear()
 
     async def _connect(self) -> psycopg.AsyncConnection:
-        return await psycopg.AsyncConnection.connect(
-            self.url, autocommit=True, row_factory=dict_row, application_name="talk-publisher",
-            connect_timeout=self.settings.db_connect_timeout,
-        )
+        return await connect_dedicated(self.settings, self.connection_name)
 
     async def _run_locked(self, stop: asyncio.Event, wakeup: Wakeup) -> None:
         async with await self._connect() as db:

@@ -20,7 +20,6 @@ from collections.abc import Awaitable, Callable, Sequence
 import psycopg
 import structlog
 from prometheus_client import Counter, Gauge
-from psycopg.rows import dict_row
 
 from events.envelope import Checkpoint, StoredEvent
 from events.postgres_store import read_all_on, read_partition_on
@@ -28,6 +27,7 @@ from projector.checkpoints import ensure_layout, load_checkpoint, save_checkpoin
 from projector.partitioning import partition_expression
 from projector.read_model import apply_events
 from projector.wakeup import Wakeup
+from services.db import connect_dedicated
 from services.leader_lock import acquire_leader_lock
 from services.retry import Backoff, pause
 from services.settings import Settings
@@ -156,10 +156,7 @@ class Projector:
             self.active.clear()
 
     async def _run_connected(self, stop: asyncio.Event, wakeup: Wakeup) -> None:
-        async with await psycopg.AsyncConnection.connect(
-            self.url, autocommit=True, row_factory=dict_row, application_name=f"talk-projector-{self.name}",
-            connect_timeout=self.settings.db_connect_timeout,
-        ) as conn:
+        async with await connect_dedicated(self.settings, f"talk-projector-{self.name}") as conn:
             if not await acquire_leader_lock(
                     conn, self.lock_key, stop, poll_interval=self.settings.projector_poll_interval,
                     log=log, event="projector.standby", name=self.name):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
@@ -18,6 +19,7 @@ from projector.partition_share import (
     publisher_lock_key,
 )
 from projector.publisher import Publisher
+from projector.replay import GC_THRESHOLDS
 from projector.runner import Projector
 from projector.wakeup import Listener
 from services.db import Database, make_pool
@@ -134,6 +136,11 @@ async def projector_main(settings: Settings, stop: asyncio.Event) -> None:
 
 
 def run_projector_service(settings: Settings) -> int:
+    # A batch allocates many short-lived objects that reference counting frees; with the
+    # default thresholds the cyclic collector runs every 700 allocations (bench.projector:
+    # ~15 % of the projector's CPU per event). Young collections every 50,000 instead.
+    gc.set_threshold(*GC_THRESHOLDS)
+
     async def main() -> None:
         stop = asyncio.Event()
         install_stop_signals(stop)

@@ -58,6 +58,18 @@ class DatabaseUnavailable(psycopg.OperationalError):
         self.outcome_unknown = outcome_unknown
 
 
+async def connect_dedicated(settings: Settings, application_name: str, *,
+                            url: str | None = None) -> psycopg.AsyncConnection:
+    """A connection of its own (not pooled) as the pool's are: autocommit, dict rows, json
+    decoded by orjson; for the loops that hold one for long (a projector partition, a
+    publisher, a lock holder)."""
+    conn = await psycopg.AsyncConnection.connect(
+        url or settings.require_database_url(), autocommit=True, row_factory=dict_row,
+        application_name=application_name, connect_timeout=settings.db_connect_timeout)
+    set_json_loads(orjson.loads, conn)
+    return conn
+
+
 def make_pool(settings: Settings, *, min_size: int | None = None, max_size: int | None = None,
               name: str = "talk", url: str | None = None) -> AsyncConnectionPool:
     """An unopened pool of autocommit connections returning dict rows (``json``/``jsonb``
