@@ -364,14 +364,17 @@ class Replay:
         async with self.db.statement("replay_read_events") as reader, \
                 self.db.statement("replay_load_rows") as loader:
             try:
-                reading = asyncio.create_task(self._read(reader, self.checkpoints))
+                # The live checkpoints are read again for every chunk (the pass follows the
+                # projector); another bound once per pass (the switch catches up the rest).
+                bounds = None if self.bound.kind == "live" else await self.bound.read(reader)
+                reading = asyncio.create_task(self._read(reader, self.checkpoints, bounds))
                 in_flight = ChunkRows()  # the rows of the chunk being written
                 while True:
                     chunk = await reading
                     reading = None
                     full = chunk.full
                     if full:
-                        reading = asyncio.create_task(self._read(reader, chunk.last))
+                        reading = asyncio.create_task(self._read(reader, chunk.last, bounds))
                     if not chunk.events:  # none of the slice's in the events scanned
                         if full:
                             continue
