@@ -38,6 +38,10 @@ class WorkerFailed(RuntimeError):
     pass
 
 
+class ParentGone(RuntimeError):
+    pass
+
+
 @dataclass(frozen=True)
 class WorkerSpec:
     """What a worker process needs to make its :class:`Replay` (picklable)."""
@@ -138,6 +142,15 @@ async def _replay_slice(spec: WorkerSpec, reports) -> int:
                         chunk_size=spec.chunk_size, slice_=spec.slice, bound=spec.bound)
         await replay.load_checkpoint()
         w = spec.slice.worker
-        return await replay.run(lambda n: reports.put((w, "progress", n)))
+        parent = multiprocessing.parent_process()
+
+        def progress(n: int) -> None:
+            # Told after each chunk commits. Once the parent is gone (killed: the replay
+            # lock went with it, and the next run resumes this copy), stop writing to it.
+            if parent is not None and not parent.is_alive():
+                raise ParentGone()
+            reports.put((w, "progress", n))
+
+        return await replay.run(progress)
     finally:
         await pool.close()
