@@ -63,12 +63,20 @@ async def lock_checkpoint(conn: psycopg.AsyncConnection, name: str) -> None:
                        " ORDER BY partition FOR UPDATE", (name,))
 
 
+LAYOUT_CHANGED = "TK003"  # SQLSTATE of a save into a layout that is gone (migration 0012)
+
+
 async def save_checkpoint(conn: psycopg.AsyncConnection, name: str, cp: Checkpoint,
-                          partition: int = 0) -> None:
+                          partition: int = 0, partitions: int = 1) -> None:
+    """Save partition ``partition`` (of ``partitions``)'s checkpoint; fails the transaction
+    with :data:`LAYOUT_CHANGED` if the checkpoints are no longer laid out so (a rebuild
+    changed the number meanwhile: the batch must not land in the new layout)."""
     await conn.execute(
-        "UPDATE projector_checkpoints SET last_tx = %s::text::xid8, last_pos = %s, updated_at = now()"
-        " WHERE name = %s AND partition = %s",
-        (str(cp.tx_id), cp.position, name, partition),
+        "WITH saved AS (UPDATE projector_checkpoints SET last_tx = %s::text::xid8,"
+        " last_pos = %s, updated_at = now()"
+        " WHERE name = %s AND partition = %s AND partitions = %s RETURNING 1)"
+        " SELECT talk_checkpoint_layout_changed(%s, %s) WHERE NOT EXISTS (SELECT 1 FROM saved)",
+        (str(cp.tx_id), cp.position, name, partition, partitions, name, partitions),
     )
 
 

@@ -29,7 +29,7 @@ import psycopg
 import structlog
 from prometheus_client import Gauge
 
-from projector.checkpoints import LayoutMismatch, ensure_layout
+from projector.checkpoints import LAYOUT_CHANGED, LayoutMismatch, ensure_layout
 from projector.outbox import Outbox
 from projector.partitioning import partition_index_name, partition_index_sql
 from projector.publisher import PROJECTED_CHANNEL, Publisher
@@ -109,6 +109,7 @@ class PartitionShare:
     members: int = 0  # live members at the last look (0: not a member yet)
     target: int = 0  # this process's share at the last look
     last_error: str | None = None  # a layout mismatch or a failing partition
+    layout_changed: bool = False  # a batch found the checkpoints laid out anew
     holdings: dict[int, _Holding] = field(default_factory=dict)
     _not_before: dict[int, float] = field(default_factory=dict)
 
@@ -185,6 +186,9 @@ class PartitionShare:
             self.last_error = None
             log.info("projector.member", partitions=self.partitions)
             while not stop.is_set():
+                if self.layout_changed:
+                    self.layout_changed = False
+                    await ensure_layout(conn, LIVE_CHECKPOINT, self.partitions)
                 cur = await conn.execute(_LOOK, {
                     "cls": TALK_CLASS, "m_lo": MEMBERS[0], "m_hi": MEMBERS[1],
                     "p_lo": PARTITION_LOCKS | (self.partitions << 12), "n": self.partitions})
@@ -251,6 +255,8 @@ class PartitionShare:
         except asyncio.CancelledError:
             raise
         except (psycopg.Error, OSError) as exc:
+            if getattr(exc, "sqlstate", None) == LAYOUT_CHANGED:
+                self.layout_changed = True  # the member's next look says why, and stops
             log.warning("projector.partition_lost", partition=p, error=str(exc))
             self._not_before[p] = time.monotonic() + RETRY_FIRST
         except Exception as exc:

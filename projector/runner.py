@@ -223,7 +223,7 @@ class Projector:
         async with conn.pipeline():
             await conn.execute("BEGIN")
             # First, the checkpoint's row: its UPDATE locks it (see projector/checkpoints.py).
-            await save_checkpoint(conn, self.name, last, self.partition)
+            await save_checkpoint(conn, self.name, last, self.partition, self.partitions)
             if self.before_batch is not None:
                 await self.before_batch(conn, events)
             await apply_events(conn, events)

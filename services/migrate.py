@@ -101,9 +101,12 @@ async def pending_migrations(conn: psycopg.AsyncConnection) -> list[Migration]:
     return [mig for mig in available_migrations() if mig.version not in done]
 
 
-def describe_pending(pending: list[Migration]) -> str:
-    names = ", ".join(f"{mig.version:04d}_{mig.name}" for mig in pending)
-    return f"{len(pending)} migration(s) pending ({names}): run `talk migrate`"
+def describe_pending(pending: list[Migration], *, named: int = 3) -> str:
+    """What to do first, then which (the first ``named`` of them: readiness answers are
+    cut short)."""
+    names = ", ".join(f"{mig.version:04d}_{mig.name}" for mig in pending[:named])
+    more = f", and {len(pending) - named} more" if len(pending) > named else ""
+    return f"run `talk migrate`: {len(pending)} migration(s) pending ({names}{more})"
 
 
 def schema_check(db: Database) -> Callable[[], Awaitable[None]]:

@@ -16,7 +16,12 @@ from psycopg.rows import dict_row
 
 from events.envelope import Checkpoint
 from events.postgres_store import PostgresEventStore, _read_partition
-from projector.checkpoints import LayoutMismatch, ensure_layout, save_checkpoint
+from projector.checkpoints import (
+    LAYOUT_CHANGED,
+    LayoutMismatch,
+    ensure_layout,
+    save_checkpoint,
+)
 from projector.partition_share import PartitionShare, _ensure_partition_index
 from projector.partitioning import partition_index_name, partition_of
 from query_api.read_store import ReadStore
@@ -50,7 +55,7 @@ async def test_a_partitions_read_walks_its_index(fresh_database_url):
     assert "Sort" not in plan, plan  # the index gives the global order
 
 
-async def test_a_layout_is_laid_out_when_unused_and_refused_once_used(fresh_database_url):
+async def test_a_layout_is_laid_out_when_unused_and_guarded_once_used(fresh_database_url):
     async with await psycopg.AsyncConnection.connect(fresh_database_url, autocommit=True,
                                                    row_factory=dict_row) as conn:
         await ensure_layout(conn, "read_model", PARTITIONS)
@@ -58,10 +63,17 @@ async def test_a_layout_is_laid_out_when_unused_and_refused_once_used(fresh_data
                                  " WHERE name = 'read_model' ORDER BY partition")
         assert [(r["partition"], r["partitions"]) for r in await cur.fetchall()] == [
             (p, PARTITIONS) for p in range(PARTITIONS)]
-        await save_checkpoint(conn, "read_model", Checkpoint(5, 7), partition=2)
+        await save_checkpoint(conn, "read_model", Checkpoint(5, 7), 2, PARTITIONS)
         await ensure_layout(conn, "read_model", PARTITIONS)  # the same layout: nothing to do
         with pytest.raises(LayoutMismatch, match="talk projections rebuild"):
             await ensure_layout(conn, "read_model", 2)
+        # A batch of a projector still on another layout cannot save into this one.
+        with pytest.raises(psycopg.Error) as refused:
+            await save_checkpoint(conn, "read_model", Checkpoint(6, 9), 1, 2)
+        assert refused.value.sqlstate == LAYOUT_CHANGED
+        cur = await conn.execute("SELECT last_pos FROM projector_checkpoints"
+                                 " WHERE name = 'read_model' ORDER BY partition")
+        assert [r["last_pos"] for r in await cur.fetchall()] == [0, 0, 7, 0]
         cur = await conn.execute("SELECT count(*) AS n FROM projector_checkpoints")
         assert (await cur.fetchone())["n"] == PARTITIONS  # the refusal changed nothing
 
