@@ -3,7 +3,7 @@ backlog from checkpoint 0 to the head, next to `talk projections rebuild` of the
 in the same run.
 
     python -m bench.projector [--events 100000] [--talks 1000] [--partitions 1,2,4]
-                              [--processes 1,2] [--batch-size 500] [--no-verify]
+                              [--processes 1,2] [--batch-size 2000] [--no-verify]
                               [--admin-url URL] [--database-url URL] [--keep]
 
 1. Seed ``--events`` events across ``--talks`` talks through the event store
@@ -284,8 +284,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="TALK_PROJECTOR_PARTITIONS values, comma-separated (default 1)")
     p.add_argument("--processes", type=_numbers, default=[1],
                    help="how many `talk projector` processes, comma-separated (default 1)")
-    p.add_argument("--batch-size", type=int, default=500,
-                   help="TALK_PROJECTOR_BATCH_SIZE (default 500, the setting's default)")
+    p.add_argument("--batch-size", type=int, default=Settings.model_fields["projector_batch_size"].default,
+                   help="TALK_PROJECTOR_BATCH_SIZE (default: the setting's default)")
     p.add_argument("--no-verify", dest="verify", action="store_false",
                    help="skip `projections verify` of the live tables")
     p.add_argument("--admin-url", default=os.environ.get(
