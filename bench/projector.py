@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import os
 import re
 import subprocess
@@ -44,15 +43,13 @@ from datetime import datetime
 from uuid import UUID
 
 import psycopg
-import structlog
-from psycopg import sql
 
 from bench.history import HistoryWriter, Talk
-from bench.replay import Counter, Measure, ServerCpu, load, say
+from bench.realtime import cpu_seconds
+from bench.replay import Counter, Measure, ServerCpu, bench_database, load, say
 from events import catalogue as ev
 from projector.verify import verify_read_model
 from services.db import Database, make_pool
-from services.migrate import apply_migrations
 from services.settings import Settings
 
 READ_SHARE = 0.1  # of the activity: an agent reads the talk up to its newest message
@@ -100,13 +97,6 @@ class Run:
         return self.events / self.seconds if self.seconds > 0 else 0.0
 
 
-def _proc_cpu(pid: int) -> float:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _projected(port: int) -> float | None:
@@ -169,12 +159,12 @@ async def live_run(url: str, total: int, partitions: int, processes: int,
                 if first is None and done > 0:
                     # the first batch committed: from here on (start-up excluded)
                     first, first_done = time.perf_counter(), done
-                    cpu0 = sum(_proc_cpu(p.pid) for p in procs)
+                    cpu0 = sum(cpu_seconds(p.pid) for p in procs)
                     server0 = server.total()
                     started = True
                 await asyncio.sleep(0.02)
             seconds = time.perf_counter() - first
-            cpu = sum(_proc_cpu(p.pid) for p in procs) - cpu0
+            cpu = sum(cpu_seconds(p.pid) for p in procs) - cpu0
             await asyncio.sleep(0.3)  # one more sample of the backends
             server_cpu = server.total() - server0
         assert started
@@ -303,25 +293,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
-    logging.getLogger("psycopg.pool").setLevel(logging.ERROR)
-    created = None
-    if not args.database_url:
-        created = f"talk_bench_projector_{os.getpid()}"
-        with psycopg.connect(args.admin_url, autocommit=True) as conn:
-            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(created)))
-        args.database_url = psycopg.conninfo.make_conninfo(args.admin_url, dbname=created)
     start_load = load()
-    try:
-        asyncio.run(apply_migrations(args.database_url))
+    with bench_database(args, "talk_bench_projector"):
         runs, notes = asyncio.run(run(args))
-    finally:
-        if created and not args.keep:
-            with psycopg.connect(args.admin_url, autocommit=True) as conn:
-                conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
-                    sql.Identifier(created)))
-        elif created:
-            say(f"kept database {created}: --database-url {args.database_url}")
     print(f"bench.projector: {runs[-1].events:,} events; os.cpu_count()={os.cpu_count()};"
           f" load average at start {start_load}, at end {load()}")
     print(report(runs, notes))

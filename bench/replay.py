@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import os
 import resource
@@ -43,6 +44,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import psycopg
@@ -406,20 +408,21 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def main(argv: list[str] | None = None) -> None:
-    args = parse_args(argv)
+@contextlib.contextmanager
+def bench_database(args: argparse.Namespace, prefix: str) -> Iterator[None]:
+    """``args.database_url``, or a fresh database made on ``args.admin_url`` (dropped at the
+    end unless ``args.keep``), migrated; the bench runs inside. Quiet logs."""
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
     logging.getLogger("psycopg.pool").setLevel(logging.ERROR)
     created = None
     if not args.database_url:
-        created = f"talk_bench_replay_{os.getpid()}"
+        created = f"{prefix}_{os.getpid()}"
         with psycopg.connect(args.admin_url, autocommit=True) as conn:
             conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(created)))
         args.database_url = psycopg.conninfo.make_conninfo(args.admin_url, dbname=created)
-    start_load = load()
     try:
         asyncio.run(apply_migrations(args.database_url))
-        steps = asyncio.run(run(args))
+        yield
     finally:
         if created and not args.keep:
             with psycopg.connect(args.admin_url, autocommit=True) as conn:
@@ -427,6 +430,13 @@ def main(argv: list[str] | None = None) -> None:
                     sql.Identifier(created)))
         elif created:
             say(f"kept database {created}: --database-url {args.database_url}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    start_load = load()
+    with bench_database(args, "talk_bench_replay"):
+        steps = asyncio.run(run(args))
     print(f"bench.replay: {steps[-1].events:,} events, {args.talks:,} talks, chunk"
           f" {args.chunk_size:,}, {args.partitions} partition(s);"
           f" os.cpu_count()={os.cpu_count()}; load average at start"

@@ -24,7 +24,7 @@ import structlog
 from services.retry import Backoff, pause
 from services.tasks import cancel_and_wait
 
-log = structlog.get_logger("talk.projector")
+log = structlog.get_logger("talk.listen")
 
 CHANNEL = "talk_events"
 
@@ -68,7 +68,8 @@ class Listener:
                 raise
             except Exception as exc:
                 delay = backoff.next()
-                log.warning("projector.listen_failed", error=str(exc), retry_in=delay)
+                log.warning("listen.failed", channel=self._channel, error=str(exc),
+                            retry_in=delay)
                 await pause(delay)
 
 

@@ -20,20 +20,15 @@ from __future__ import annotations
 import asyncio
 import time
 
-import psycopg
-import structlog
 from aiohttp import web
 
 from events.envelope import Checkpoint
 from events.position_token import BarePosition, format_position, impossible, parse_position
+from projector.wakeup import Listener
 from query_api.context import PRIMARY_STORE, READ_STORE
 from query_api.read_store import ReadStore
 from services.http.paths import path_uuid
 from services.http.problems import Problem
-from services.retry import Backoff, pause
-from services.tasks import cancel_and_wait
-
-log = structlog.get_logger("talk.query")
 
 HEADER = "X-Talk-Min-Position"
 CHANNEL = "talk_projected"
@@ -46,41 +41,31 @@ class ProjectionWatcher:
     every ``poll`` seconds besides (default ``4 * FALLBACK_POLL``)."""
 
     def __init__(self, database_url: str, *, poll: float | None = None) -> None:
-        self._url = database_url
         self.poll = poll or FALLBACK_POLL * 4
-        self._changed = asyncio.Condition()
-        self._task: asyncio.Task | None = None
+        self._listener = Listener(database_url, CHANNEL)
+        self._changed = asyncio.Event()  # replaced by a fresh one at each notification
 
     async def start(self) -> None:
-        self._task = asyncio.create_task(self._listen(), name="projection-watcher")
+        self._listener.subscribe(self)
+        await self._listener.__aenter__()
 
     async def stop(self) -> None:
-        await cancel_and_wait(self._task)
+        await self._listener.__aexit__(None, None, None)
 
-    async def _listen(self) -> None:
-        backoff = Backoff(0.2, 2.0)
-        while True:
-            try:
-                async with await psycopg.AsyncConnection.connect(self._url, autocommit=True) as conn:
-                    await conn.execute(f"LISTEN {CHANNEL}")
-                    backoff.reset()
-                    async for _ in conn.notifies():
-                        async with self._changed:
-                            self._changed.notify_all()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                delay = backoff.next()
-                log.warning("projection_watcher.listen_failed", error=str(exc), retry_in=delay)
-                await pause(delay)
+    def notified(self, payload: str) -> None:
+        """A batch was committed: wake every waiter (the Listener calls this)."""
+        self.poke()
+
+    def poke(self) -> None:
+        changed, self._changed = self._changed, asyncio.Event()
+        changed.set()
 
     async def wait_changed(self, timeout: float) -> None:
         """Until the projector's next batch is committed, at most ``timeout`` seconds."""
-        async with self._changed:
-            try:
-                await asyncio.wait_for(self._changed.wait(), timeout)
-            except TimeoutError:
-                pass
+        try:
+            await asyncio.wait_for(self._changed.wait(), timeout)
+        except TimeoutError:
+            pass
 
     async def wait_for(self, store: ReadStore, target: Checkpoint, timeout: float) -> bool:
         """Whether the projection reached ``target`` within ``timeout`` seconds."""
@@ -91,11 +76,7 @@ class ProjectionWatcher:
             left = deadline - time.monotonic()
             if left <= 0:
                 return False
-            async with self._changed:
-                try:
-                    await asyncio.wait_for(self._changed.wait(), min(left, self.poll))
-                except TimeoutError:
-                    pass
+            await self.wait_changed(min(left, self.poll))
 
 
 WATCHER = web.AppKey("projection_watcher", ProjectionWatcher)
