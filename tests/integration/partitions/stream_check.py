@@ -10,9 +10,8 @@ from uuid import UUID
 
 import aio_pika
 import orjson
-import psycopg
 
-from tests.integration.publishing.expected import stored_events
+from tests.integration.publishing.expected import stored_events_all_readable
 from tests.support import wait_until
 
 
@@ -63,7 +62,7 @@ async def assert_stream_holds_each_once_in_order(amqp_url: str, stream_queue: st
     order, (tx_id, position): not the order of positions alone, since two posts into one
     talk (each its own message stream) may commit in the other order than they drew their
     positions. Returns how many messages were read and how many were duplicates."""
-    stored = await wait_until(lambda: _all_readable(url, customer), timeout=60,
+    stored = await wait_until(lambda: stored_events_all_readable(url, customer), timeout=60,
                               what="every event of the customer readable in order")
     position = {str(s.event_id): s.position for s in stored}
     rank = {s.position: i for i, s in enumerate(stored)}  # the place in the global order
@@ -85,12 +84,3 @@ async def assert_stream_holds_each_once_in_order(amqp_url: str, stream_queue: st
             f"talk {chat_id}: positions {order} out of the global order on the stream")
     return {"read": len(copies), "duplicates": len(copies) - len(first), "talks": len(by_talk)}
 
-
-async def _all_readable(url: str, customer: UUID) -> list | None:
-    # The ordered reads stop at the server's oldest open transaction, in any database.
-    async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
-        cur = await conn.execute("SELECT count(*) FROM events WHERE metadata->>'customer_id' = %s",
-                                 (str(customer),))
-        committed = (await cur.fetchone())[0]
-    stored = await stored_events(url, customer)
-    return stored if len(stored) == committed else None

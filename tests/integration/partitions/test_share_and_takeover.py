@@ -15,15 +15,13 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from events.envelope import START
-from projector.verify import verify_read_model
-from services.db import Database, make_pool
 from services.up import build_up_app
 from tests.history import assert_read_tables_match_history
 from tests.integration.partitions import batches, progress
 from tests.integration.partitions.fleet import Fleet, Member
 from tests.integration.partitions.stream_check import assert_stream_holds_each_once_in_order
 from tests.integration.partitions.writers import Posters
-from tests.integration.rebuild.conftest import Quiet
+from tests.integration.verifying import verify_live_tables
 from tests.support import wait_until
 
 AFTER_TAKEOVER = 40  # posts written once the survivors own everything, before the writes stop
@@ -98,12 +96,7 @@ async def _no_lag_reported(fleet: Fleet) -> bool:
 
 async def _verify(settings) -> None:
     """``talk projections verify``, in process: the read tables equal a rebuild."""
-    pool = make_pool(settings, min_size=1, max_size=4, name="talk-test-verify")
-    await pool.open()
-    try:
-        report = await verify_read_model(Database(pool), progress=Quiet)
-    finally:
-        await pool.close()
+    report = await verify_live_tables(settings)
     assert report.identical, [str(d) for d in report.differences]
 
 

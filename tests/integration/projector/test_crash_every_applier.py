@@ -18,8 +18,6 @@ from psycopg.rows import dict_row
 from events.catalogue import EVENT_TYPES
 from events.envelope import START
 from events.postgres_store import read_all_on
-from projector.verify import verify_read_model
-from services.db import Database, make_pool
 from services.up import build_up_app
 from tests.integration.projector import ledger
 from tests.integration.projector.processes import (
@@ -32,7 +30,7 @@ from tests.integration.projector.processes import (
     start_projector,
 )
 from tests.integration.projector.workload import missing_event_types, one_talk_life
-from tests.integration.rebuild.conftest import Quiet
+from tests.integration.verifying import verify_live_tables
 from tests.support import wait_until
 
 # The appliers whose second apply changes rows without any error: only the ledger sees it.
@@ -135,12 +133,7 @@ async def test_projector_processes_killed_mid_batch_apply_every_event_once(
     for _, batch in killed[1:]:
         assert not (wanted - {s.type for s in batch}), wanted - {s.type for s in batch}
 
-    pool = make_pool(local, min_size=1, max_size=4, name="talk-test-verify")
-    await pool.open()
-    try:
-        report = await verify_read_model(Database(pool), progress=Quiet)
-    finally:
-        await pool.close()
+    report = await verify_live_tables(local)
     assert report.events == sum(types.values())
     assert report.identical, [str(d) for d in report.differences]
 

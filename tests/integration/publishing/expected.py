@@ -41,6 +41,18 @@ async def stored_events(url: str, customer_id: UUID) -> list[StoredEvent]:
     return out
 
 
+async def stored_events_all_readable(url: str, customer_id: UUID) -> list[StoredEvent] | None:
+    """The customer's events in the global order, once every committed one is readable that
+    way (None before: the ordered reads stop at the server's oldest open transaction, in any
+    database); for ``wait_until``."""
+    async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
+        cur = await conn.execute("SELECT count(*) FROM events WHERE metadata->>'customer_id' = %s",
+                                 (str(customer_id),))
+        committed = (await cur.fetchone())[0]
+    stored = await stored_events(url, customer_id)
+    return stored if len(stored) == committed else None
+
+
 async def expected_bodies(url: str, customer_id: UUID, through: int) -> list[dict[str, Any]]:
     """Every body to be published for the customer, in order (``audience`` sorted; ``data``
     holding the fields the oracle knows), once the store's reads have passed ``through``

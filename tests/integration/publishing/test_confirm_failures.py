@@ -10,13 +10,12 @@ from collections import Counter
 from uuid import uuid4
 
 import aio_pika
-import psycopg
 from structlog.testing import capture_logs
 
 from projector.publisher import PUBLISH_FAILURES
 from tests.integration.publishing.caller import Caller
 from tests.integration.publishing.conftest import via_proxy
-from tests.integration.publishing.expected import stored_events
+from tests.integration.publishing.expected import stored_events, stored_events_all_readable
 from tests.integration.publishing.outbox_rows import outbox_count
 from tests.integration.publishing.tap import Tap
 from tests.support import wait_until
@@ -31,16 +30,8 @@ def failures() -> float:
 async def assert_each_once_in_order(url: str, customer, tap: Tap) -> list[str]:
     """Every event of the customer published, once after dedupe, in order per talk; returns
     the event ids in the store's order."""
-    async def all_readable() -> list | None:
-        # The ordered reads stop at the server's oldest open transaction, in any database.
-        async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
-            cur = await conn.execute("SELECT count(*) FROM events WHERE metadata->>'customer_id' = %s",
-                                     (str(customer),))
-            committed = (await cur.fetchone())[0]
-        stored = await stored_events(url, customer)
-        return stored if len(stored) == committed else None
-
-    stored = await wait_until(all_readable, timeout=60, what="every event of the customer readable")
+    stored = await wait_until(lambda: stored_events_all_readable(url, customer), timeout=60,
+                              what="every event of the customer readable")
     ids = [str(s.event_id) for s in stored]
     await tap.wait_for(len(ids), "every event of the customer published")
     first = tap.first_copies()
