@@ -129,16 +129,25 @@ class Fleet:
         return member
 
     async def kill(self, member: Member) -> None:
-        """SIGKILL ``member`` and wait until none of its connections is left in Postgres."""
+        """SIGKILL ``member`` and wait until none of its connections is left in Postgres.
+
+        Its connections are known by their server processes, found by client port before
+        the kill: after it, a port of the dead process may be taken at once by another
+        process's new connection to the same server (loopback TIME_WAIT reuse), which
+        would then look like one of the dead process's."""
         ports = local_tcp_ports(member.pid)
+        async with await psycopg.AsyncConnection.connect(self.url, autocommit=True) as conn:
+            cur = await conn.execute(
+                "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
+                " AND client_port = ANY(%s)", (list(ports),))
+            backends = [row[0] for row in await cur.fetchall()]
         member.proc.send(signal.SIGKILL)
         assert await member.proc.exit_code(10) == -signal.SIGKILL
 
         async def gone() -> bool:
             async with await psycopg.AsyncConnection.connect(self.url, autocommit=True) as conn:
                 cur = await conn.execute(
-                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
-                    " AND client_port = ANY(%s)", (list(ports),))
+                    "SELECT count(*) FROM pg_stat_activity WHERE pid = ANY(%s)", (backends,))
                 return (await cur.fetchone())[0] == 0
 
         await wait_until(gone, what=f"the connections of the killed {member} to end")
