@@ -74,3 +74,37 @@ async def test_talk_up_on_postgres_and_rabbitmq(tmp_path: Path, postgres_admin_u
                     assert await up.exit_code(15) == 0, up.output()
             finally:
                 await tap.close()
+
+
+async def test_talk_up_with_partitions_delivers_in_process(tmp_path: Path,
+                                                           postgres_admin_url: str) -> None:
+    """``talk up`` with TALK_PROJECTOR_PARTITIONS=4 and no RabbitMQ: its one process holds
+    all four partitions, each publishing its outbox into the in-process feed; the tutorial's
+    reads wait for the projection across partitions and its WebSocket gets the frames."""
+    customer = uuid4()
+    with empty_database(postgres_admin_url) as database_url:
+        env = clean_env(database_url=database_url, jwt_secret=TEST_SECRET,
+                        projector_partitions="4")
+        async with talk_processes() as running, aiohttp.ClientSession() as session:
+            up = await TalkProcess.start("up", "--port", "0", env=env, cwd=tmp_path)
+            running.append(up)
+            base = await up.ready_url()
+            api = Api(session, write=base, read=base)
+            alice = agent_with_secret(api, customer)
+            bob = agent_with_secret(api, customer)
+            socket = await subscribed_socket(session, base, alice)
+            tutorial = await run_tutorial(alice, bob)
+            frame = await frame_for(socket, "message_created", tutorial.reply["id"])
+            assert frame["data"]["parent_id"] == tutorial.hello["id"]
+
+            async def all_four_held() -> bool:
+                async with session.get(f"{base}/metrics") as resp:
+                    text = await resp.text()
+                return "talk_projector_partitions_owned 4.0" in text
+
+            await wait_until(all_four_held, what="talk up holding the four partitions")
+            async with session.get(f"{base}/readyz") as resp:
+                assert resp.status == 200, await resp.text()
+            up.send(signal.SIGINT)
+            assert await close_code(socket) == 1001
+            assert await up.exit_code(15) == 0, up.output()
