@@ -56,6 +56,7 @@ PARTITION_LOCKS = 0x70000000  # + (N << 12) + p: the projector of partition p of
 PUBLISHER_LOCKS = 0x71000000  # + (N << 12) + p: its publisher
 INDEX_LOCK = (TALK_CLASS << 32) | 0x69000000  # one process builds the partition index
 REBALANCE_INTERVAL = 0.5  # seconds between two looks at the members and the free partitions
+GIVEN_UP_FOR = 3.0  # seconds a process leaves a partition it gave up to the others
 RETRY_FIRST, RETRY_CAP = 0.2, 5.0
 
 PARTITIONS_OWNED = Gauge("talk_projector_partitions_owned",
@@ -76,13 +77,21 @@ def publisher_lock_key(partitions: int, partition: int) -> int:
 # and objsubid 1.
 _LOOK = """
 WITH held AS (
-  SELECT l.objid::text::bigint AS objid FROM pg_locks l
+  SELECT l.objid::text::bigint AS objid, l.pid FROM pg_locks l
    WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1
      AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
-     AND l.classid::text::bigint = %(cls)s)
+     AND l.classid::text::bigint = %(cls)s),
+partition_held AS (
+  SELECT objid - %(p_lo)s AS partition, pid FROM held
+   WHERE objid BETWEEN %(p_lo)s AND %(p_lo)s + %(n)s - 1)
 SELECT (SELECT count(*) FROM held WHERE objid BETWEEN %(m_lo)s AND %(m_hi)s) AS members,
-       ARRAY(SELECT objid - %(p_lo)s FROM held
-              WHERE objid BETWEEN %(p_lo)s AND %(p_lo)s + %(n)s - 1) AS held
+       ARRAY(SELECT partition FROM partition_held) AS held,
+       ARRAY(SELECT count(*) FROM partition_held h JOIN pg_stat_activity a ON a.pid = h.pid
+              GROUP BY a.application_name) AS counts,
+       (SELECT a.application_name FROM partition_held h
+          JOIN pg_stat_activity a ON a.pid = h.pid
+         GROUP BY a.application_name ORDER BY count(*) DESC, a.application_name LIMIT 1)
+         AS busiest
 """
 
 PublisherFactory = Callable[[int, Listener], Publisher]
@@ -110,6 +119,8 @@ class PartitionShare:
     target: int = 0  # this process's share at the last look
     last_error: str | None = None  # a layout mismatch or a failing partition
     layout_changed: bool = False  # a batch found the checkpoints laid out anew
+    member_id: int = 0  # the low half of this member's lock key
+    give_one_up: bool = False  # the busiest member gives one to a member below its share
     holdings: dict[int, _Holding] = field(default_factory=dict)
     _not_before: dict[int, float] = field(default_factory=dict)
 
@@ -180,7 +191,7 @@ class PartitionShare:
     async def _run_member(self, stop: asyncio.Event, events: Listener,
                           projected: Listener) -> None:
         async with await connect_dedicated(self.settings, "talk-projector-member") as conn:
-            await _join(conn)
+            self.member_id = await _join(conn)
             await _ensure_partition_index(conn, self.partitions)
             await ensure_layout(conn, LIVE_CHECKPOINT, self.partitions)
             self.last_error = None
@@ -195,8 +206,25 @@ class PartitionShare:
                 row = await cur.fetchone()
                 self.members = max(1, row["members"])
                 self.target = math.ceil(self.partitions / self.members)
+                self._even_out(row)
                 self._take_free(set(row["held"]), stop, events, projected)
                 await pause(REBALANCE_INTERVAL, stop)
+
+    def _even_out(self, look: dict) -> None:
+        """ceil(N / members) alone can leave a member with less than its fair part while the
+        others are at theirs (4 partitions over 3 members: 2, 2, 0). When no partition is
+        free and some member holds fewer than N // members, the member holding the most (the
+        first by name among equals) gives one up, and leaves it for GIVEN_UP_FOR seconds so
+        that the one below its share takes it: 2, 1, 1."""
+        counts = list(look["counts"]) + [0] * max(0, self.members - len(look["counts"]))
+        fair = self.partitions // self.members
+        self.give_one_up = (len(look["held"]) == self.partitions and min(counts) < fair
+                            and look["busiest"] == self._holder_name()
+                            and len(self.owned) > fair)
+
+    def _holder_name(self) -> str:
+        """The application name of this member's partition connections."""
+        return f"talk-partition-{self.member_id:08x}"
 
     def _take_free(self, held: set[int], stop: asyncio.Event, events: Listener,
                    projected: Listener) -> None:
@@ -212,10 +240,11 @@ class PartitionShare:
                                                name=f"partition-{p}")
 
     def should_release(self, partition: int) -> bool:
-        """Whether this process holds more than its share and ``partition`` is the one to
-        give up (its highest-numbered)."""
+        """Whether this process holds more than its share (or gives one up to a member below
+        it) and ``partition`` is the one to give up (its highest-numbered)."""
         owned = self.owned
-        return len(owned) > self.target > 0 and partition == owned[-1]
+        return ((len(owned) > self.target > 0 or self.give_one_up) and bool(owned)
+                and partition == owned[-1])
 
     def _projector(self, partition: int) -> Projector:
         if self.publisher_factory is None:
@@ -232,7 +261,7 @@ class PartitionShare:
         publishing = asyncio.Event()  # set: the partition's publisher stops
         publisher_task: asyncio.Task | None = None
         try:
-            async with await connect_dedicated(self.settings, f"talk-projector-{p}") as conn:
+            async with await connect_dedicated(self.settings, self._holder_name()) as conn:
                 cur = await conn.execute("SELECT pg_try_advisory_lock(%s) AS ok",
                                          (partition_lock_key(self.partitions, p),))
                 if not (await cur.fetchone())["ok"]:
@@ -250,7 +279,9 @@ class PartitionShare:
                                   stop=stop) as wakeup:
                     await projector.project(conn, stop, wakeup,
                                             release=lambda: self.should_release(p))
-                if not stop.is_set():
+                if not stop.is_set():  # given up: left to the others for a while
+                    self.give_one_up = False
+                    self._not_before[p] = time.monotonic() + GIVEN_UP_FOR
                     log.info("projector.partition_released", partition=p)
         except asyncio.CancelledError:
             raise
@@ -281,13 +312,15 @@ class PartitionShare:
                     pass
 
 
-async def _join(conn: psycopg.AsyncConnection) -> None:
-    """Become a member: take a free member lock (a random key of the members' range)."""
+async def _join(conn: psycopg.AsyncConnection) -> int:
+    """Become a member: take a free member lock (a random key of the members' range);
+    returns the key's low half, the member's id."""
     while True:
-        key = (TALK_CLASS << 32) | random.randint(*MEMBERS)
-        cur = await conn.execute("SELECT pg_try_advisory_lock(%s) AS ok", (key,))
+        member_id = random.randint(*MEMBERS)
+        cur = await conn.execute("SELECT pg_try_advisory_lock(%s) AS ok",
+                                 ((TALK_CLASS << 32) | member_id,))
         if (await cur.fetchone())["ok"]:
-            return
+            return member_id
 
 
 async def _ensure_partition_index(conn: psycopg.AsyncConnection, partitions: int) -> None:
