@@ -46,7 +46,15 @@ import psycopg
 
 from bench.history import HistoryWriter, Talk
 from bench.realtime import cpu_seconds
-from bench.replay import Counter, Measure, ServerCpu, bench_database, load, say
+from bench.replay import (
+    Counter,
+    Measure,
+    ServerCpu,
+    add_database_arguments,
+    bench_database,
+    load,
+    say,
+)
 from events import catalogue as ev
 from projector.verify import verify_read_model
 from services.db import Database, make_pool
@@ -278,11 +286,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="TALK_PROJECTOR_BATCH_SIZE (default: the setting's default)")
     p.add_argument("--no-verify", dest="verify", action="store_false",
                    help="skip `projections verify` of the live tables")
-    p.add_argument("--admin-url", default=os.environ.get(
-        "TALK_BENCH_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres"),
-        help="a superuser URL to create and drop the bench database (env TALK_BENCH_ADMIN_URL)")
-    p.add_argument("--database-url", help="reuse this (seeded, migrated) database; kept")
-    p.add_argument("--keep", action="store_true", help="keep the bench database")
+    add_database_arguments(p)
     args = p.parse_args(argv)
     if args.events < 1 or args.talks < 1 or args.batch_size < 1:
         p.error("events, talks and batch size must be positive")

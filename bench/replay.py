@@ -396,16 +396,21 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="only the scan and the rebuilds (no export, events or projections verify)")
     p.add_argument("--partitions", type=int, default=1,
                    help="lay the live checkpoints out in this many partitions first")
-    p.add_argument("--admin-url", default=os.environ.get(
-        "TALK_BENCH_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres"),
-        help="a superuser URL to create and drop the bench database (env TALK_BENCH_ADMIN_URL)")
-    p.add_argument("--database-url", help="reuse this (seeded, migrated) database; kept")
-    p.add_argument("--keep", action="store_true", help="keep the bench database")
+    add_database_arguments(p)
     args = p.parse_args(argv)
     if (args.events < 1 or args.talks < 1 or args.chunk_size < 1 or args.partitions < 1
             or min(args.workers) < 1):
         p.error("events, talks, chunk size, workers and partitions must be positive")
     return args
+
+
+def add_database_arguments(p: argparse.ArgumentParser) -> None:
+    """``--admin-url``, ``--database-url`` and ``--keep``: what :func:`bench_database` reads."""
+    p.add_argument("--admin-url", default=os.environ.get(
+        "TALK_BENCH_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres"),
+        help="a superuser URL to create and drop the bench database (env TALK_BENCH_ADMIN_URL)")
+    p.add_argument("--database-url", help="reuse this (seeded, migrated) database; kept")
+    p.add_argument("--keep", action="store_true", help="keep the bench database")
 
 
 @contextlib.contextmanager

@@ -25,6 +25,19 @@ from tests.integration.publishing.tap import Tap
 from tests.support import TEST_SECRET, wait_until
 
 
+async def _tutorial_live(session: aiohttp.ClientSession, base: str, customer):
+    """The tutorial by two agents of ``customer``, the first with a subscribed WebSocket
+    that receives the reply; returns (alice, bob, her socket, the tutorial)."""
+    api = Api(session, write=base, read=base)
+    alice = agent_with_secret(api, customer)
+    bob = agent_with_secret(api, customer)
+    socket = await subscribed_socket(session, base, alice)
+    tutorial = await run_tutorial(alice, bob)
+    frame = await frame_for(socket, "message_created", tutorial.reply["id"])
+    assert frame["data"]["parent_id"] == tutorial.hello["id"]
+    return alice, bob, socket, tutorial
+
+
 async def test_talk_up_on_postgres_and_rabbitmq(tmp_path: Path, postgres_admin_url: str,
                                                 amqp_url: str) -> None:
     customer = uuid4()
@@ -45,13 +58,7 @@ async def test_talk_up_on_postgres_and_rabbitmq(tmp_path: Path, postgres_admin_u
                     assert "password" not in banner and "guest:guest" not in banner
                     assert not (tmp_path / ".talk").exists()  # nothing to keep locally
 
-                    api = Api(session, write=base, read=base)
-                    alice = agent_with_secret(api, customer)
-                    bob = agent_with_secret(api, customer)
-                    socket = await subscribed_socket(session, base, alice)
-                    tutorial = await run_tutorial(alice, bob)
-                    frame = await frame_for(socket, "message_created", tutorial.reply["id"])
-                    assert frame["data"]["parent_id"] == tutorial.hello["id"]
+                    alice, bob, socket, tutorial = await _tutorial_live(session, base, customer)
 
                     wanted = {tutorial.hello["id"], tutorial.reply["id"]}
 
@@ -89,13 +96,7 @@ async def test_talk_up_with_partitions_delivers_in_process(tmp_path: Path,
             up = await TalkProcess.start("up", "--port", "0", env=env, cwd=tmp_path)
             running.append(up)
             base = await up.ready_url()
-            api = Api(session, write=base, read=base)
-            alice = agent_with_secret(api, customer)
-            bob = agent_with_secret(api, customer)
-            socket = await subscribed_socket(session, base, alice)
-            tutorial = await run_tutorial(alice, bob)
-            frame = await frame_for(socket, "message_created", tutorial.reply["id"])
-            assert frame["data"]["parent_id"] == tutorial.hello["id"]
+            _, _, socket, _ = await _tutorial_live(session, base, customer)
 
             async def all_four_held() -> bool:
                 async with session.get(f"{base}/metrics") as resp:
