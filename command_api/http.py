@@ -31,7 +31,7 @@ from events.position_token import format_position
 from events.postgres_store import append_on
 from events.store import EventStore
 from services.auth import Caller
-from services.db import DatabaseUnavailable
+from services.db import DatabaseUnavailable, Rollback
 from services.http.context import DATABASE
 from services.http.middlewares import caller_of, correlation_id_of, request_id_of
 from services.http.problems import Problem
@@ -45,7 +45,7 @@ KEY_REUSED = "idempotency-key-reused"  # 422: the key was used with another requ
 EVENTS_APPENDED = Counter("talk_events_appended_total", "Events appended by commands.", ["type"])
 
 
-class _Replay(Exception):
+class _Replay(Rollback):
     def __init__(self, stored: StoredResponse) -> None:
         self.stored = stored
 

@@ -47,6 +47,12 @@ DB_CONNECTIONS_DISCARDED = Counter(
 RECONNECT_ATTEMPT_SECONDS = 5.0  # the pool gives a reconnection up (and starts afresh) after
 
 
+class Rollback(Exception):  # noqa: N818 (a signal, not an error)
+    """Raised inside :meth:`Database.transaction` to end it on purpose: rolled back like any
+    exception, but not counted as a failure of the named transaction (an idempotent replay
+    found by the key's claim, say)."""
+
+
 class DatabaseUnavailable(psycopg.OperationalError):
     """Postgres could not be used: no connection within the timeout, or the connection was
     lost. ``outcome_unknown``: the connection was lost while a write may have been
@@ -181,7 +187,8 @@ class Database:
             finally:
                 await self.pool.putconn(conn)  # a broken one is replaced by the pool
         except BaseException as exc:
-            DB_ERRORS.labels(name).inc()
+            if not isinstance(exc, Rollback):
+                DB_ERRORS.labels(name).inc()
             if not isinstance(exc, DatabaseUnavailable) and _lost(exc, conn):
                 committing = stage[0] == "commit" or (kind == "db.statement" and stage[0] == "run")
                 raise DatabaseUnavailable(name, exc, outcome_unknown=committing) from exc
