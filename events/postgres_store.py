@@ -9,6 +9,7 @@ concurrent transaction will commit before it.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 
 import psycopg
@@ -142,6 +143,7 @@ async def read_all_on(conn: psycopg.AsyncConnection, after: Checkpoint, limit: i
     return [row_to_event(r) for r in await cur.fetchall()]
 
 
+@functools.cache  # the text for each number of partitions, built once
 def _read_partition(partitions: int) -> str:
     """``_READ_ALL`` for one partition's talks, on the partition's index (the projector
     creates it: projector/partitioning.py)."""

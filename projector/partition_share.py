@@ -22,7 +22,7 @@ import asyncio
 import math
 import random
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import psycopg
@@ -139,7 +139,15 @@ class PartitionShare:
     def owned(self) -> list[int]:
         return sorted(p for p, h in self.holdings.items() if h.owned)
 
-    # --- readiness ---------------------------------------------------------------------
+    # --- readiness (the questions projector/service.py's Projection asks) ---------------
+
+    @property
+    def publishes(self) -> bool:
+        return self.publisher_factory is not None
+
+    @property
+    def uses_broker(self) -> bool:
+        return self.publishes and bool(self.settings.amqp_url)
 
     async def check(self) -> None:
         if self.last_error is not None:
@@ -342,32 +350,3 @@ async def _ensure_partition_index(conn: psycopg.AsyncConnection, partitions: int
             await conn.execute(partition_index_sql(partitions))
     finally:
         await conn.execute("SELECT pg_advisory_unlock(%s)", (INDEX_LOCK,))
-
-
-@dataclass
-class PartitionedProjection:
-    """``talk projector`` with N partitions: the share and its readiness checks (the same
-    names as one partition's: projection, rabbitmq, publish_lag)."""
-
-    share: PartitionShare
-    tasks: list[asyncio.Task]
-    publish_lag_limit: int = 0
-    uses_broker: bool = False
-
-    async def check(self) -> None:
-        for task in self.tasks:
-            if task.done():
-                raise RuntimeError(f"{task.get_name()} has stopped")
-        await self.share.check()
-
-    def readiness_checks(self) -> dict[str, Callable[[], Awaitable[None]]]:
-        checks: dict[str, Callable[[], Awaitable[None]]] = {"projection": self.check}
-        if self.share.publisher_factory is not None:
-            if self.uses_broker:
-                checks["rabbitmq"] = self.share.check_broker
-
-            async def publish_lag() -> None:
-                self.share.check_publish_lag(self.publish_lag_limit)
-
-            checks["publish_lag"] = publish_lag
-        return checks

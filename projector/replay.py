@@ -41,6 +41,7 @@ from psycopg.types.json import set_json_loads
 from events.catalogue import Event
 from events.envelope import START, Checkpoint
 from events.upcasting import UPCASTERS, Upcasters
+from projector.checkpoints import stored_partitions
 from projector.partitioning import partition_expression
 from projector.read_markers import move_markers
 from projector.read_schema import CHATS, LIVE_CHECKPOINT, MESSAGES, PARTICIPANTS, Table
@@ -148,9 +149,7 @@ async def settled_checkpoint(conn: psycopg.AsyncConnection) -> Checkpoint:
 
 async def live_layout(conn: psycopg.AsyncConnection) -> int:
     """How many partitions the live checkpoints are laid out in (1 with no row yet)."""
-    cur = await conn.execute("SELECT coalesce(max(partitions), 1) AS n FROM"
-                             " projector_checkpoints WHERE name = %s", (LIVE_CHECKPOINT,))
-    return (await cur.fetchone())["n"]
+    return (await stored_partitions(conn, LIVE_CHECKPOINT))[0]
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ checkpoint, so an effect is never applied twice.
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from collections.abc import Awaitable, Callable, Sequence
 
@@ -50,6 +51,7 @@ _HELD_BACK = (
 )
 
 
+@functools.cache  # the text for each number of partitions, built once
 def _held_back_in_partition(partitions: int) -> str:
     return ("SELECT EXISTS (SELECT 1 FROM events"
             f" WHERE {partition_expression(partitions)} = %s"
@@ -57,6 +59,7 @@ def _held_back_in_partition(partitions: int) -> str:
             " AND tx_id >= pg_snapshot_xmin(pg_current_snapshot())) AS held")
 
 
+@functools.cache  # the text for each number of partitions, built once
 def _pending_in_partition(partitions: int) -> str:
     return ("SELECT count(*) AS n, extract(epoch FROM now() - min(recorded_at)) AS age FROM ("
             f" SELECT recorded_at FROM events WHERE {partition_expression(partitions)} = %s"

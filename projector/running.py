@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import psycopg
 
+from projector.partition_share import PARTITION_LOCKS, TALK_CLASS
 from projector.runner import PROJECTOR_LOCK
 
-PARTITION_LOCKS = (0x74616C6B_70000000, 0x74616C6B_70FFFFFF)  # first and last key, inclusive
+# Every partition's projector lock, whatever the number of partitions: first and last key.
+PARTITION_KEYS = ((TALK_CLASS << 32) | PARTITION_LOCKS, (TALK_CLASS << 32) | PARTITION_LOCKS | 0xFFFFFF)
 
 _RUNNING = (
     "SELECT EXISTS (SELECT 1 FROM pg_locks l JOIN pg_database d ON d.oid = l.database"
@@ -27,6 +29,6 @@ _RUNNING = (
 async def projector_running(conn: psycopg.AsyncConnection) -> bool:
     """True while any session of this database holds, or waits for, a projector's lock (a
     waiting one is a projector running too: it takes over when the holder goes)."""
-    cur = await conn.execute(_RUNNING, (PROJECTOR_LOCK, *PARTITION_LOCKS))
+    cur = await conn.execute(_RUNNING, (PROJECTOR_LOCK, *PARTITION_KEYS))
     row = await cur.fetchone()
     return bool(row["running"] if isinstance(row, dict) else row[0])

@@ -13,7 +13,6 @@ from projector.inprocess_publisher import InProcessPublisher
 from projector.outbox import Outbox
 from projector.partition_share import (
     PARTITIONS_CONFIGURED,
-    PartitionedProjection,
     PartitionShare,
     PublisherFactory,
     publisher_lock_key,
@@ -41,39 +40,77 @@ def build_projector(settings: Settings, *, with_outbox: bool | None = None) -> P
 
 
 @dataclass
-class Projection:
-    """The running projector and, when ``amqp_url`` is set, the publisher beside it."""
+class OnePartition:
+    """What one process runs with one partition: the projector (the active one, or a
+    standby) and, when it publishes, the publisher beside it."""
 
     projector: Projector
-    tasks: list[asyncio.Task]
     publisher: Publisher | None = None
+
+    @property
+    def publishes(self) -> bool:
+        return self.publisher is not None
+
+    @property
+    def uses_broker(self) -> bool:
+        return self.publisher is not None and self.publisher.uses_broker
+
+    async def check(self) -> None:
+        await self.projector.check_healthy()
+
+    async def check_broker(self) -> None:
+        if self.publisher is not None:
+            await self.publisher.check_broker()
+
+    def check_publish_lag(self, limit: int) -> None:
+        if self.publisher is not None:
+            self.publisher.check_lag(limit)
+
+
+@dataclass
+class Projection:
+    """The running projection: its tasks and what they run, one partition
+    (:class:`OnePartition`) or this process's share of N (:class:`PartitionShare`); both
+    answer the same readiness questions."""
+
+    runs: OnePartition | PartitionShare
+    tasks: list[asyncio.Task]
     publish_lag_limit: int = 0
+
+    @property
+    def projector(self) -> Projector | None:
+        """With one partition, its projector."""
+        return self.runs.projector if isinstance(self.runs, OnePartition) else None
+
+    @property
+    def publisher(self) -> Publisher | None:
+        """With one partition, its publisher."""
+        return self.runs.publisher if isinstance(self.runs, OnePartition) else None
 
     async def check(self) -> None:
         """Readiness: every task still running and the last batch applied cleanly."""
         for task in self.tasks:
             if task.done():
                 raise RuntimeError(f"{task.get_name()} has stopped")
-        await self.projector.check_healthy()
+        await self.runs.check()
 
     def readiness_checks(self) -> dict[str, Callable[[], Awaitable[None]]]:
         """``/readyz`` checks by name: the projection; with a publisher, its lag, and
-        RabbitMQ when it publishes there (the active publisher must be connected)."""
+        RabbitMQ when it publishes there (an active publisher must be connected)."""
         checks: dict[str, Callable[[], Awaitable[None]]] = {"projection": self.check}
-        publisher = self.publisher
-        if publisher is not None:
-            if publisher.uses_broker:
-                checks["rabbitmq"] = publisher.check_broker
+        if self.runs.publishes:
+            if self.runs.uses_broker:
+                checks["rabbitmq"] = self.runs.check_broker
 
             async def publish_lag() -> None:
-                publisher.check_lag(self.publish_lag_limit)
+                self.runs.check_publish_lag(self.publish_lag_limit)
 
             checks["publish_lag"] = publish_lag
         return checks
 
 
 def start_projection(settings: Settings, stop: asyncio.Event,
-                     feed: InProcessFeed | None = None) -> Projection | PartitionedProjection:
+                     feed: InProcessFeed | None = None) -> Projection:
     """The projector, and its publisher: to RabbitMQ with ``amqp_url``, else into ``feed``
     (``talk up``'s in-process delivery) when one is given. With N partitions, this process's
     share of them (projector/partition_share.py)."""
@@ -90,11 +127,11 @@ def start_projection(settings: Settings, stop: asyncio.Event,
     if publisher is not None:
         publisher.follow(projector)  # woken in process when a batch commits, not by NOTIFY
         tasks.append(asyncio.create_task(publisher.run(stop), name="publisher"))
-    return Projection(projector, tasks, publisher, settings.publish_lag_limit)
+    return Projection(OnePartition(projector, publisher), tasks, settings.publish_lag_limit)
 
 
 def _start_partitioned(settings: Settings, stop: asyncio.Event,
-                       feed: InProcessFeed | None) -> PartitionedProjection:
+                       feed: InProcessFeed | None) -> Projection:
     n = settings.projector_partitions
     factory: PublisherFactory | None = None
     if settings.amqp_url:
@@ -107,12 +144,11 @@ def _start_partitioned(settings: Settings, stop: asyncio.Event,
                                       lock_key=publisher_lock_key(n, p), listener=listener)
     share = PartitionShare(settings, factory)
     tasks = [asyncio.create_task(share.run(stop), name="projector")]
-    return PartitionedProjection(share, tasks, settings.publish_lag_limit,
-                                 uses_broker=bool(settings.amqp_url))
+    return Projection(share, tasks, settings.publish_lag_limit)
 
 
 def health_app(settings: Settings, db: Database,
-               projection: Projection | PartitionedProjection) -> web.Application:
+               projection: Projection) -> web.Application:
     app = create_base_app(settings, "projector", authenticate=False)
     app[READINESS_CHECKS]["postgres"] = db.ping
     app[READINESS_CHECKS]["schema"] = schema_check(db)

@@ -16,6 +16,7 @@ of a partitioned projector share one per process. A wake-up for ``partition`` p 
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Callable
 
 import psycopg
@@ -27,6 +28,12 @@ from services.tasks import cancel_and_wait
 log = structlog.get_logger("talk.listen")
 
 CHANNEL = "talk_events"
+
+
+@functools.lru_cache(maxsize=4)
+def _talk_hashes(payload: str) -> tuple[int, ...]:
+    """A payload's talk hashes, parsed once for all the partitions it is handed to."""
+    return tuple(int(h, 16) for h in payload.split(","))
 
 
 class Listener:
@@ -120,7 +127,7 @@ class Wakeup:
     def notified(self, payload: str) -> None:
         """A notification arrived with ``payload`` (talk hashes, or '' for all)."""
         if self._partition is not None and payload and not any(
-                int(h, 16) % self._partitions == self._partition for h in payload.split(",")):
+                h % self._partitions == self._partition for h in _talk_hashes(payload)):
             return
         if self._ignore is None or not self._ignore():
             self.event.set()

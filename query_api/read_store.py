@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 from uuid import UUID
 
@@ -25,6 +26,7 @@ _CHAT_AND_MEMBERSHIP = _MEMBERSHIP.replace("SELECT EXISTS", "SELECT c.*, EXISTS"
 _LAYOUT = "(SELECT max(partitions) FROM projector_checkpoints WHERE name = 'read_model')"
 
 
+@functools.cache  # the text for each number of partitions, built once
 def _reached_sql(partitions: int) -> str:
     """Whether the projection laid out in ``partitions`` has reached (tx, pos), and the
     layout it has now (``layout``: when it is not ``partitions``, ask again with it)."""

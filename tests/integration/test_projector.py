@@ -13,28 +13,8 @@ from projector.runner import PROJECTOR_LOCK, Projector
 from tests.factories import new_chat_append
 from tests.history import assert_read_tables_match_history
 from tests.integration.backends import backend_alive, lock_holder, terminate_backend
+from tests.integration.store_places import live_checkpoint, stored_head
 from tests.support import wait_until
-
-
-async def head_checkpoint(store) -> Checkpoint:
-    """The last committed event in the global order, read from the table itself: not through
-    ``read_all``, whose barrier (the server-wide oldest open transaction, another database's
-    included) could answer an earlier place, and with it a wait for the projector that ends
-    before the projector has seen everything."""
-    async with store.db.statement("test_head") as conn:
-        cur = await conn.execute(
-            "SELECT tx_id::text::bigint AS tx, position FROM events"
-            " ORDER BY tx_id DESC, position DESC LIMIT 1")
-        row = await cur.fetchone()
-    return Checkpoint(row["tx"], row["position"]) if row else START
-
-
-async def projector_checkpoint(db) -> Checkpoint:
-    async with db.statement("test_checkpoint") as conn:
-        cur = await conn.execute(
-            "SELECT last_tx::text::bigint AS tx, last_pos FROM projector_checkpoints WHERE name = 'read_model'")
-        row = await cur.fetchone()
-        return Checkpoint(row["tx"], row["last_pos"])
 
 
 async def count_chats(db, ids) -> int:
@@ -55,15 +35,15 @@ async def test_concurrent_writers_each_event_applied_once(store, db, projector, 
 
     await asyncio.gather(*(writer() for _ in range(writers)))
     assert len(created) == writers * per_writer
-    head = await head_checkpoint(store)
+    head = await stored_head(store.db)
     await wait_until(lambda: _at_least(db, head), timeout=60, what="projector at the head")
     assert await count_chats(db, created) == writers * per_writer
-    assert await projector_checkpoint(db) == head
+    assert await live_checkpoint(db) == head
     await assert_read_tables_match_history(settings.database_url)
 
 
 async def _at_least(db, head: Checkpoint) -> bool:
-    return await projector_checkpoint(db) >= head
+    return await live_checkpoint(db) >= head
 
 
 async def test_an_early_position_committed_last_is_not_passed(store, db, projector):
@@ -80,10 +60,10 @@ async def test_an_early_position_committed_last_is_not_passed(store, db, project
         reads = projector.projector.reads
         await wait_until(lambda: _true(projector.projector.reads >= reads + 2),
                          what="two more reads by the projector")
-        cp = await projector_checkpoint(db)
+        cp = await live_checkpoint(db)
         assert cp < held_result.checkpoint
         assert await count_chats(db, others) == 0
-    head = await head_checkpoint(store)
+    head = await stored_head(store.db)
     await wait_until(lambda: _at_least(db, head), what="projector at the head")
     held_id = held.events[0].event.chat_id
     assert await count_chats(db, [held_id, *others]) == 6
@@ -125,7 +105,7 @@ async def test_stopped_mid_batch_then_restarted_matches_history(store, db, start
 
     await wait_until(reconnected, what="the projector on a new connection, the old one gone")
     assert not await backend_alive(settings.database_url, holder["pid"])
-    head = await head_checkpoint(store)
+    head = await stored_head(store.db)
     await wait_until(lambda: _at_least(db, head), timeout=30, what="recovery to the head")
     assert await count_chats(db, ids) == len(ids)
     await assert_read_tables_match_history(settings.database_url)
@@ -142,7 +122,7 @@ async def test_only_one_instance_applies_and_the_standby_takes_over(store, db, s
     # The second waits on the lock while the first is active.
     append, md = new_chat_append()
     await store.append([append], md)
-    head = await head_checkpoint(store)
+    head = await stored_head(store.db)
     await wait_until(lambda: _at_least(db, head), what="first instance applying")
     assert first.projector.active.is_set() and not second.projector.active.is_set()
 
@@ -150,7 +130,7 @@ async def test_only_one_instance_applies_and_the_standby_takes_over(store, db, s
     await asyncio.wait_for(second.projector.active.wait(), 10)
     append, md = new_chat_append()
     await store.append([append], md)
-    head = await head_checkpoint(store)
+    head = await stored_head(store.db)
     await wait_until(lambda: _at_least(db, head), what="standby applying after takeover")
     assert await count_chats(db, [append.events[0].event.chat_id]) == 1
 

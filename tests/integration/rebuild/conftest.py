@@ -11,11 +11,12 @@ import psycopg
 import pytest
 from psycopg.rows import dict_row
 
-from events.envelope import START, Checkpoint
+from events.envelope import Checkpoint
 from events.postgres_store import PostgresEventStore
 from projector.runner import Projector
 from services.db import Database, make_pool
 from services.settings import Settings
+from tests.integration.store_places import live_checkpoint, stored_head
 from tests.support import TEST_SECRET, wait_until
 
 
@@ -56,20 +57,10 @@ class Live:
         self._projectors.clear()
 
     async def head(self) -> Checkpoint:
-        async with self.db.statement("test_head") as conn:
-            cur = await conn.execute(
-                "SELECT tx_id::text::bigint AS tx, position FROM events"
-                " ORDER BY tx_id DESC, position DESC LIMIT 1")
-            row = await cur.fetchone()
-            return Checkpoint(row["tx"], row["position"]) if row else START
+        return await stored_head(self.db)
 
     async def live_checkpoint(self) -> Checkpoint:
-        async with self.db.statement("test_live_checkpoint") as conn:
-            cur = await conn.execute(
-                "SELECT last_tx::text::bigint AS tx, last_pos FROM projector_checkpoints"
-                " WHERE name = 'read_model'")
-            row = await cur.fetchone()
-            return Checkpoint(row["tx"], row["last_pos"])
+        return await live_checkpoint(self.db)
 
     async def checkpoints(self) -> list[tuple[int, int, Checkpoint]]:
         """The live checkpoint rows: (partition, partitions, place)."""
